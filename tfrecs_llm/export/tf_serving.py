@@ -1,0 +1,90 @@
+"""Exporting a trained Recommender as a TF Serving SavedModel version."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+
+from tfrecs_llm import __version__
+from tfrecs_llm.export.layout import next_version, staged_version
+from tfrecs_llm.export.signatures import RecommendModule
+from tfrecs_llm.index import build_index
+
+if TYPE_CHECKING:
+    from tfrecs_llm.api import Recommender
+
+logger = logging.getLogger(__name__)
+
+SAVE_OPTIONS = tf.saved_model.SaveOptions(namespace_whitelist=["Scann", "TFText"])
+
+
+def _library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    names = ["tensorflow", "tf-keras", "tensorflow-text", "tensorflow-recommenders", "scann", "keras-hub"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def export_tf_serving(
+    recommender: "Recommender",
+    base_path: str | Path,
+    model_name: str,
+    version: int | None = None,
+    index_kind: str | None = None,
+    k: int | None = None,
+    metrics: dict | None = None,
+) -> Path:
+    """Writes ``<base_path>/<model_name>/<version>/`` (saved_model.pb, variables/, assets.extra/).
+
+    ``index_kind`` overrides ``config.index.kind`` (``auto``, ``scann``, ``brute_force``); ``k``
+    overrides ``config.index.k``. The version is published atomically. Returns its path.
+    """
+    index_config = recommender.config.index
+    if index_kind is not None:
+        index_config = dataclasses.replace(index_config, kind=index_kind)
+    if k is not None:
+        index_config = dataclasses.replace(index_config, k=k)
+    index_config.validate()
+    if index_config.k > len(recommender.catalog.item_ids):
+        raise ValueError(
+            f"k={index_config.k} exceeds the catalog size ({len(recommender.catalog.item_ids)} items)"
+        )
+    index, choice = build_index(
+        recommender.catalog.item_ids, recommender.item_embeddings(), index_config
+    )
+    module = RecommendModule(
+        recommender.model.query_tower, index, index_config.k, len(recommender.catalog.item_ids)
+    )
+    model_dir = Path(base_path) / model_name
+    version = version or next_version(model_dir)
+    with staged_version(model_dir, version) as staging:
+        tf.saved_model.save(module, str(staging), signatures=module.signatures(), options=SAVE_OPTIONS)
+        card = {
+            "model_name": model_name,
+            "version": version,
+            "index": {"kind": choice.kind, "reason": choice.reason, "k": index_config.k},
+            "num_items": int(len(recommender.catalog.item_ids)),
+            "config": recommender.config.to_dict(),
+            "metrics": metrics or {},
+            "tfrecs_llm": __version__,
+            "python": platform.python_version(),
+            "libraries": _library_versions(),
+        }
+        extra = staging / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        (extra / "model_card.json").write_text(json.dumps(card, indent=2))
+    final = model_dir / str(version)
+    logger.info("exported %s (index: %s)", final, choice.kind)
+    return final

@@ -1,0 +1,151 @@
+"""A pretrained keras-hub BERT (Keras 3) running inside a tf_keras model.
+
+TensorFlow Recommenders needs Keras 2 (``tf_keras``), keras-hub needs Keras 3. Both run on the
+same TensorFlow: the keras-hub backbone is kept out of tf_keras's object tracking, and its
+``tf.Variable`` s are tracked once, by this layer, so that optimizers see them (fine-tuning),
+checkpoints restore them and ``tf.saved_model.save`` stores them exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfrecs_llm.config import EncoderConfig
+from tfrecs_llm.text.checkpoint import resolve_preset
+
+
+@dataclass(frozen=True)
+class _KerasHubParts:
+    """Holds Keras 3 objects where tf_keras's attribute tracking does not look."""
+
+    backbone: Any
+    tokenizer: Any
+    packer: Any
+
+
+class TextEncoder(tf_keras.layers.Layer):
+    """Raw text -> masked mean pooling of BERT's last hidden states (sentence-transformers style).
+
+    Call: ``texts: [batch_size]`` (or ``[batch_size, 1]``) ``tf.string`` ->
+    ``[batch_size, hidden_dim]`` ``float32``, L2-normalised when ``normalize`` is set.
+    Tokenization runs in the graph (TF Text ops), so a SavedModel takes raw strings. Each batch
+    is trimmed to its longest text, so short texts do not pay for ``sequence_length``.
+    """
+
+    def __init__(
+        self,
+        backbone: Any,
+        tokenizer: Any,
+        sequence_length: int = 64,
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        import keras_hub
+
+        packer = keras_hub.layers.StartEndPacker(
+            start_value=tokenizer.cls_token_id,
+            end_value=tokenizer.sep_token_id,
+            pad_value=tokenizer.pad_token_id,
+            sequence_length=sequence_length,
+            return_padding_mask=True,
+        )
+        self._parts = _KerasHubParts(backbone=backbone, tokenizer=tokenizer, packer=packer)
+        self.sequence_length = sequence_length
+        self.normalize = normalize
+        self.hidden_dim = int(backbone.hidden_dim)
+        self.bert_variables = [v.value for v in backbone.weights]
+
+    @classmethod
+    def from_config_section(cls, config: EncoderConfig, **kwargs: Any) -> "TextEncoder":
+        """Loads backbone and tokenizer from ``config.preset`` (local only, never downloads)."""
+        import keras_hub
+
+        preset = resolve_preset(config.preset)
+        try:
+            backbone = keras_hub.models.BertBackbone.from_preset(preset)
+            tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+            # Hugging Face's uncased BERT tokenizers strip accents whenever they lowercase;
+            # keras-hub's converter leaves strip_accents off, turning "Café" into [UNK].
+            if tokenizer.lowercase:
+                tokenizer.strip_accents = True
+        except Exception as error:  # keras-hub raises several types for a bad preset
+            raise ValueError(
+                f"could not load BERT preset {config.preset!r} (resolved to {preset!r}): {error}. "
+                "Expected a local preset directory (config.json, weights, vocab.txt) or a "
+                "keras-hub preset already in the local cache."
+            ) from error
+        encoder = cls(backbone, tokenizer, sequence_length=config.sequence_length, **kwargs)
+        encoder.trainable = config.trainable != "frozen"
+        return encoder
+
+    @property
+    def backbone(self) -> Any:
+        return self._parts.backbone
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._parts.tokenizer
+
+    def tokenize(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``texts: [batch_size]`` -> (token_ids, padding_mask), both ``[batch_size, width]``."""
+        texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+        token_ids, padding_mask = self._parts.packer(self._parts.tokenizer(texts))
+        width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(padding_mask, tf.int32), 1)), 2)
+        return token_ids[:, :width], padding_mask[:, :width]
+
+    def call(self, texts: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        token_ids, padding_mask = self.tokenize(texts)
+        outputs = self._parts.backbone(
+            {
+                "token_ids": token_ids,
+                "segment_ids": tf.zeros_like(token_ids),
+                "padding_mask": padding_mask,
+            },
+            training=bool(training) and self.trainable,
+        )
+        mask = tf.cast(padding_mask, outputs["sequence_output"].dtype)[:, :, tf.newaxis]
+        summed = tf.reduce_sum(outputs["sequence_output"] * mask, axis=1)
+        pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        if self.normalize:
+            pooled = tf.math.l2_normalize(pooled, axis=-1)
+        return pooled
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(sequence_length=self.sequence_length, normalize=self.normalize)
+        return config
+
+
+def embed_texts(
+    encoder: TextEncoder,
+    texts: list[str] | np.ndarray,
+    batch_size: int = 128,
+    verbose: bool = True,
+    description: str = "embedding texts",
+) -> np.ndarray:
+    """Embeds many texts once (inference mode), with progress output.
+
+    Returns ``[len(texts), hidden_dim]`` float32. Duplicate texts are embedded once, and texts
+    are batched by length so that padding stays small.
+    """
+    texts = np.asarray(texts, dtype=object)
+    if len(texts) == 0:
+        return np.zeros((0, encoder.hidden_dim), np.float32)
+    unique, inverse = np.unique(texts.astype(str), return_inverse=True)
+    order = np.argsort([len(t) for t in unique], kind="stable")
+    encode = tf.function(lambda batch: encoder(batch, training=False), reduce_retracing=True)
+    result = np.zeros((len(unique), encoder.hidden_dim), np.float32)
+    progress = tf_keras.utils.Progbar(len(unique), unit_name="text", verbose=1 if verbose else 0)
+    if verbose:
+        print(f"{description}: {len(unique)} unique of {len(texts)}")
+    for start in range(0, len(unique), batch_size):
+        rows = order[start : start + batch_size]
+        result[rows] = encode(tf.constant(unique[rows].tolist())).numpy()
+        progress.add(len(rows))
+    return result[inverse]

@@ -1,0 +1,188 @@
+"""Turning validated tables into a trained TwoTowerModel: features, caches, fit with resume."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from tfrecs_llm.config import Config
+from tfrecs_llm.data.item_text import item_texts
+from tfrecs_llm.data.pipeline import make_dataset
+from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.models import TwoTowerModel
+from tfrecs_llm.models.retrieval import make_retrieval_task
+from tfrecs_llm.text.encoder import TextEncoder, embed_texts
+from tfrecs_llm.towers import ItemTower, QueryTower
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Catalog:
+    """The items a model knows, in a fixed row order.
+
+    ``item_ids: [num_items]`` strings; ``texts``: ``title. description`` per item;
+    ``text_embeddings: [num_items, hidden_dim]`` pretrained-encoder output (``None`` for the
+    bag-of-words item encoder).
+    """
+
+    items: pd.DataFrame
+    item_ids: np.ndarray
+    texts: list[str]
+    text_embeddings: np.ndarray | None
+
+    @classmethod
+    def build(
+        cls, items: pd.DataFrame, encoder: TextEncoder | None, verbose: bool = True
+    ) -> "Catalog":
+        items = items.reset_index(drop=True)
+        texts = item_texts(items)
+        embeddings = None
+        if encoder is not None:
+            embeddings = embed_texts(encoder, texts, verbose=verbose, description="embedding catalog")
+        return cls(items, items["item_id"].to_numpy(dtype=str), texts, embeddings)
+
+    def features(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Item-tower features for ``rows`` (all items when ``None``)."""
+        rows = np.arange(len(self.item_ids)) if rows is None else rows
+        features: dict[str, np.ndarray] = {"item_id": self.item_ids[rows]}
+        if self.text_embeddings is not None:
+            features["item_text_embedding"] = self.text_embeddings[rows]
+        else:
+            features["item_text"] = np.asarray(self.texts, dtype=object)[rows].astype(str)
+        return features
+
+    def rows_of(self, item_ids: pd.Series | np.ndarray) -> np.ndarray:
+        position = pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
+        return position.reindex(np.asarray(item_ids, dtype=str)).to_numpy()
+
+
+def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:
+    """Assembles the towers, the retrieval task (with FactorizedTopK metrics) and an optimizer."""
+    query_tower = QueryTower(encoder, config.model.embedding_dim)
+    item_tower = ItemTower(
+        catalog.item_ids,
+        config.model,
+        bag_of_words_texts=catalog.texts if config.model.item_text_encoder == "bag_of_words" else None,
+    )
+    candidates = make_dataset(catalog.features(), batch_size=512, shuffle=False).map(
+        lambda f: (f["item_id"], item_tower(f))
+    )
+    task = make_retrieval_task(config.train, candidates)
+    model = TwoTowerModel(query_tower, item_tower, task, logq_correction=config.train.logq_correction)
+    model.compile(optimizer=make_optimizer(config, model))
+    return model
+
+
+def make_optimizer(config: Config, model: TwoTowerModel) -> tf_keras.optimizers.Optimizer:
+    """Adam for the heads; a separate, small-learning-rate Adam for BERT when it is fine-tuned."""
+    encoder = model.query_tower.encoder
+
+    def bert_variables() -> list[tf.Variable]:
+        return list(encoder.trainable_weights)
+
+    def head_variables() -> list[tf.Variable]:
+        bert = {v.ref() for v in encoder.trainable_weights}
+        return [v for v in model.trainable_variables if v.ref() not in bert]
+
+    return tfrs.experimental.optimizers.CompositeOptimizer(
+        [
+            (tf_keras.optimizers.legacy.Adam(config.train.learning_rate), head_variables),
+            (tf_keras.optimizers.legacy.Adam(config.train.encoder_learning_rate), bert_variables),
+        ]
+    )
+
+
+def training_examples(
+    interactions: pd.DataFrame, builder: UserTextBuilder, config: Config
+) -> pd.DataFrame:
+    """One row per training event: ``user_id, item_id, user_text`` (text as of before the event).
+
+    With ``train.max_events_per_user > 0`` only each user's most recent events are kept (their
+    user texts still see the full earlier history).
+    """
+    examples = interactions[["user_id", "item_id", "timestamp"]].copy()
+    examples["user_text"] = builder.for_events(interactions)
+    limit = config.train.max_events_per_user
+    if limit > 0:
+        order = examples.sort_values(["user_id", "timestamp"], kind="stable")
+        examples = order.groupby("user_id", sort=False).tail(limit).sort_index()
+    return examples
+
+
+def example_features(
+    examples: pd.DataFrame, catalog: Catalog, encoder: TextEncoder, config: Config, verbose: bool
+) -> dict[str, np.ndarray]:
+    """Feature columns for ``make_dataset``; caches user-text embeddings when BERT is frozen."""
+    rows = catalog.rows_of(examples["item_id"])
+    if np.isnan(rows.astype(float)).any():
+        raise ValueError("training events reference items missing from the catalog")
+    rows = rows.astype(int)
+    features = catalog.features(rows)
+    if config.encoder.trainable == "frozen":
+        features["user_text_embedding"] = embed_texts(
+            encoder, examples["user_text"].to_numpy(), verbose=verbose, description="embedding user texts"
+        )
+    else:
+        features["user_text"] = examples["user_text"].to_numpy(dtype=str)
+    counts = np.bincount(rows, minlength=len(catalog.item_ids)).astype(np.float64)
+    features["item_probability"] = (counts / counts.sum())[rows].astype(np.float32)
+    return features
+
+
+class _SaveEpoch(tf_keras.callbacks.Callback):
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable) -> None:
+        super().__init__()
+        self.manager = manager
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.assign(epoch + 1)
+        path = self.manager.save(checkpoint_number=epoch + 1)
+        logger.info("saved checkpoint %s", path)
+
+
+def fit(
+    model: TwoTowerModel,
+    train: tf.data.Dataset,
+    config: Config,
+    checkpoint_dir: str | Path | None = None,
+    validation: tf.data.Dataset | None = None,
+    verbose: bool = True,
+) -> dict[str, list[float]]:
+    """Trains for ``train.epochs`` epochs, resuming from the latest checkpoint in ``checkpoint_dir``.
+
+    A checkpoint (model weights including BERT, optimizer state, epoch) is written after every
+    epoch; a rerun with more epochs continues where the last run stopped.
+    """
+    callbacks: list[tf_keras.callbacks.Callback] = []
+    initial_epoch = 0
+    if checkpoint_dir is not None:
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+        manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint)
+            initial_epoch = int(epoch.numpy())
+            if verbose:
+                print(f"resuming from {manager.latest_checkpoint} (epoch {initial_epoch})")
+        callbacks.append(_SaveEpoch(manager, epoch))
+    if initial_epoch >= config.train.epochs:
+        return {}
+    history = model.fit(
+        train,
+        epochs=config.train.epochs,
+        initial_epoch=initial_epoch,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
+    )
+    return history.history
