@@ -38,8 +38,9 @@ def evaluate_scores(
     event's own free text), exactly as at serving time.
     """
     row_of = pd.Series(np.arange(len(catalog_ids)), index=np.asarray(catalog_ids, dtype=str))
-    combined = pd.concat([train, test])
-    texts = builder.for_events(combined).loc[test.index]
+    # Positional, not by index: train and test read from separate files share index labels.
+    combined = pd.concat([train, test], ignore_index=True)
+    texts = builder.for_events(combined).iloc[len(train) :]
     targets = row_of.reindex(test["item_id"].astype(str)).to_numpy()
     if np.isnan(targets.astype(float)).any():
         raise ValueError("test events reference items missing from the catalog")

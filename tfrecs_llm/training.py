@@ -166,11 +166,17 @@ def fit(
     callbacks: list[tf_keras.callbacks.Callback] = []
     initial_epoch = 0
     if checkpoint_dir is not None:
+        # Create every variable first, so that restoring is immediate rather than deferred.
+        batch = next(iter(train))
+        model.query_tower(batch)
+        model.item_tower(batch)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
         manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
         if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint)
+            status = checkpoint.restore(manager.latest_checkpoint)
+            # Optimizer slots are created (and then restored) by the first training step.
+            status.assert_existing_objects_matched().expect_partial()
             initial_epoch = int(epoch.numpy())
             if verbose:
                 print(f"resuming from {manager.latest_checkpoint} (epoch {initial_epoch})")

@@ -60,6 +60,8 @@ class TextEncoder(tf_keras.layers.Layer):
         self.normalize = normalize
         self.hidden_dim = int(backbone.hidden_dim)
         self.bert_variables = [v.value for v in backbone.weights]
+        # Mean pooling never reads BERT's [CLS] pooler; optimizers should not see it.
+        self._unused = {v.value.ref() for v in backbone.get_layer("pooled_dense").weights}
 
     @classmethod
     def from_config_section(cls, config: EncoderConfig, **kwargs: Any) -> "TextEncoder":
@@ -83,6 +85,10 @@ class TextEncoder(tf_keras.layers.Layer):
         encoder = cls(backbone, tokenizer, sequence_length=config.sequence_length, **kwargs)
         encoder.trainable = config.trainable != "frozen"
         return encoder
+
+    @property
+    def trainable_weights(self) -> list[tf.Variable]:
+        return [v for v in super().trainable_weights if v.ref() not in self._unused]
 
     @property
     def backbone(self) -> Any:

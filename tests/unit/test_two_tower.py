@@ -1,0 +1,111 @@
+"""Training, resuming, saving and recommending with the two-tower model (tiny BERT)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_tiny_encoder
+from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tfrecs_llm.api import Recommender
+from tfrecs_llm.config import Config
+from tfrecs_llm.data.schema import validate_interactions, validate_items
+from tfrecs_llm.data.splits import leave_last_out
+
+
+@pytest.fixture(scope="module")
+def tables():
+    items = validate_items(tiny_items())
+    events = validate_interactions(tiny_interactions(), items)
+    train, test = leave_last_out(events)
+    return items, train, test
+
+
+def _config(**overrides) -> Config:
+    base = {"train.epochs": 3, "train.batch_size": 32, "encoder.sequence_length": 32}
+    base.update(overrides)
+    return Config().with_overrides(base)
+
+
+@pytest.fixture(scope="module")
+def trained(tables) -> Recommender:
+    items, train, _ = tables
+    return Recommender.train(items, train, _config(), encoder=make_tiny_encoder(), verbose=False)
+
+
+def test_trained_model_beats_popularity_on_topic_data(trained, tables) -> None:
+    _, train, test = tables
+    metrics = trained.evaluate(train, test)
+    assert metrics["model"]["recall@10"] > metrics["popularity"]["recall@10"] + 0.2
+
+
+def test_recommend_excludes_items_and_orders_by_score(trained) -> None:
+    [recs] = trained.recommend(["space rocket planet"], k=5, exclude_item_ids=[["space-0", "space-1"]])
+    ids = [item for item, _ in recs]
+    scores = [score for _, score in recs]
+    assert len(ids) == 5 and not {"space-0", "space-1"} & set(ids)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recommend_rejects_bad_arguments(trained) -> None:
+    with pytest.raises(ValueError, match="k must be between 1 and"):
+        trained.recommend(["space"], k=10_000)
+    with pytest.raises(ValueError, match="exclude_item_ids has 2 lists for 1 user texts"):
+        trained.recommend(["space"], k=3, exclude_item_ids=[[], []])
+    with pytest.raises(TypeError, match="list of strings"):
+        trained.recommend("space", k=3)
+
+
+def test_save_and_load_give_identical_recommendations(trained, tmp_path) -> None:
+    path = trained.save(tmp_path / "model")
+    loaded = Recommender.load(path, encoder=make_tiny_encoder(seed=123))
+    texts = ["jazz music", "pasta sauce ; cooking garden 3"]
+    assert loaded.recommend(texts, k=4) == trained.recommend(texts, k=4)
+
+
+def test_load_rejects_a_folder_that_is_not_a_model(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a saved tfrecs_llm model"):
+        Recommender.load(tmp_path)
+
+
+def test_unknown_item_embeds_from_text_through_the_oov_bucket(trained) -> None:
+    catalog = trained.catalog
+    features = catalog.features(np.arange(len(catalog.item_ids)))
+    features["item_id"] = np.array(["never-seen"] * len(catalog.item_ids))
+    embeddings = trained.model.item_tower(features, training=False).numpy()
+    assert np.isfinite(embeddings).all()
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    # Text still separates items although every id is unknown.
+    assert np.unique(embeddings.round(4), axis=0).shape[0] == len(catalog.item_ids)
+
+
+def test_bag_of_words_item_encoder_trains(tables) -> None:
+    items, train, test = tables
+    config = _config(**{"model.item_text_encoder": "bag_of_words"})
+    recommender = Recommender.train(items, train, config, encoder=make_tiny_encoder(), verbose=False)
+    assert recommender.catalog.text_embeddings is None
+    assert recommender.evaluate(train, test)["model"]["recall@10"] > 0
+
+
+def test_training_resumes_from_the_latest_checkpoint(tables, tmp_path) -> None:
+    items, train, _ = tables
+    ckpt = tmp_path / "ckpt"
+    config = _config(**{"train.epochs": 1, "encoder.trainable": "full"})
+    first = Recommender.train(items, train, config, checkpoint_dir=ckpt, encoder=make_tiny_encoder(), verbose=False)
+    bert_after_first = first.encoder.backbone.token_embedding.embeddings.numpy().copy()
+    head_after_first = first.model.query_tower.projection.kernel.numpy().copy()
+    steps_after_first = int(first.model.optimizer.iterations.numpy())
+    assert not np.allclose(bert_after_first, make_tiny_encoder().backbone.token_embedding.embeddings.numpy())
+
+    # Same run asked for 1 epoch again: everything is restored and no step is taken.
+    again = Recommender.train(items, train, config, checkpoint_dir=ckpt, encoder=make_tiny_encoder(), verbose=False)
+    np.testing.assert_array_equal(again.encoder.backbone.token_embedding.embeddings.numpy(), bert_after_first)
+    np.testing.assert_array_equal(again.model.query_tower.projection.kernel.numpy(), head_after_first)
+
+    # Asked for 2 epochs: continues from epoch 1, with the optimizer's state restored.
+    longer = Recommender.train(
+        items, train, config.with_overrides({"train.epochs": 2}), checkpoint_dir=ckpt,
+        encoder=make_tiny_encoder(), verbose=False,
+    )
+    assert int(longer.model.optimizer.iterations.numpy()) == 2 * steps_after_first
+    assert not np.allclose(longer.encoder.backbone.token_embedding.embeddings.numpy(), bert_after_first)
