@@ -1,0 +1,123 @@
+"""SavedModel export: TF Serving layout, signatures, fresh-process reload, ScaNN and exact."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import make_tiny_encoder
+from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tfrecs_llm.api import Recommender
+from tfrecs_llm.config import Config, IndexConfig
+from tfrecs_llm.export.layout import staged_version, versions
+from tfrecs_llm.index import build_index, choose_index
+
+TEXTS = ["space rocket planet", "pasta sauce cooking", "jazz music ; mystery history"]
+REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def recommender() -> Recommender:
+    items = tiny_items(per_topic=30)
+    config = Config().with_overrides({"train.epochs": 2, "train.batch_size": 32, "encoder.sequence_length": 32})
+    return Recommender.train(items, tiny_interactions(), config, encoder=make_tiny_encoder(), verbose=False)
+
+
+def _predict_in_fresh_process(export_dir: Path, exclude: list[list[str]] | None = None) -> list:
+    code = (
+        "import json, sys\n"
+        "from tfrecs_llm.export.predict import predict_saved_model\n"
+        "args = json.loads(sys.argv[1])\n"
+        "print(json.dumps(predict_saved_model(args['dir'], args['texts'], args['exclude'])))\n"
+    )
+    payload = json.dumps({"dir": str(export_dir), "texts": TEXTS, "exclude": exclude})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code, payload], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _same_top_k(expected: list, got: list) -> None:
+    for want, have in zip(expected, got):
+        assert [i for i, _ in want] == [i for i, _ in have]
+        np.testing.assert_allclose([s for _, s in want], [s for _, s in have], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["brute_force", "scann"])
+def test_export_reloads_in_a_fresh_process_with_the_same_top_k(recommender, tmp_path, kind) -> None:
+    path = recommender.export(tmp_path, "tiny", index_kind=kind, k=5)
+    assert path == tmp_path / "tiny" / "1"
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    card = json.loads((path / "assets.extra" / "model_card.json").read_text())
+    assert card["index"]["kind"] == kind and card["num_items"] == 90
+    in_process = recommender.recommend(TEXTS, k=5)
+    reloaded = _predict_in_fresh_process(path)
+    if kind == "brute_force":
+        _same_top_k(in_process, reloaded)
+    else:  # approximate: most of the exact top-5 is found
+        overlap = np.mean([len({i for i, _ in a} & {i for i, _ in b}) / 5 for a, b in zip(in_process, reloaded)])
+        assert overlap >= 0.6
+
+
+def test_exclusion_signature_never_returns_excluded_ids(recommender, tmp_path) -> None:
+    path = recommender.export(tmp_path, "tiny", index_kind="brute_force", k=5)
+    [first, *_] = recommender.recommend(TEXTS, k=5)
+    excluded = [i for i, _ in first[:3]]
+    reloaded = _predict_in_fresh_process(path, exclude=[excluded, [], ["space-1"]])
+    assert not set(excluded) & {i for i, _ in reloaded[0]}
+    assert len(reloaded[0]) == 5
+    _same_top_k(recommender.recommend(TEXTS[1:2], k=5), reloaded[1:2])
+
+
+def test_versions_increase_and_signatures_are_documented(recommender, tmp_path) -> None:
+    recommender.export(tmp_path, "tiny", index_kind="brute_force")
+    second = recommender.export(tmp_path, "tiny", index_kind="brute_force")
+    assert versions(tmp_path / "tiny") == [1, 2] and second.name == "2"
+    loaded = tf.saved_model.load(str(second))
+    assert set(loaded.signatures) == {"serving_default", "recommend_with_exclusions", "embed_query"}
+    outputs = loaded.signatures["serving_default"].structured_outputs
+    assert outputs["item_ids"].dtype == tf.string and outputs["scores"].dtype == tf.float32
+    embeddings = loaded.signatures["embed_query"](user_text=tf.constant(TEXTS))["embeddings"]
+    np.testing.assert_allclose(embeddings.numpy(), recommender.query_embeddings(TEXTS), atol=1e-5)
+
+
+def test_failed_export_leaves_no_version_behind(tmp_path) -> None:
+    with pytest.raises(RuntimeError):
+        with staged_version(tmp_path / "m", 1) as staging:
+            (staging / "saved_model.pb").write_text("half")
+            raise RuntimeError("crash while writing")
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_small_catalog_falls_back_to_exact_with_a_logged_reason(caplog) -> None:
+    vectors = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    with caplog.at_level(logging.INFO, logger="tfrecs_llm.index.builder"):
+        index, choice = build_index(np.arange(500).astype(str), vectors, IndexConfig(kind="auto"))
+    assert choice.kind == "brute_force"
+    assert "below index.min_items_for_scann=2000" in caplog.text
+    assert choose_index(5000, IndexConfig()).kind == "scann"
+    with pytest.raises(ValueError, match="needs at least 64 items"):
+        choose_index(10, IndexConfig(kind="scann"))
+
+
+def test_scann_on_a_large_synthetic_catalog_finds_the_exact_neighbours() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(50, 32))
+    vectors = (centers[rng.integers(0, 50, 20_000)] + 0.3 * rng.normal(size=(20_000, 32))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.array([f"item{i}" for i in range(len(vectors))])
+    scann, choice = build_index(ids, vectors, IndexConfig(kind="auto", k=10))
+    assert choice.kind == "scann"
+    queries = vectors[:200] + 0.1 * rng.normal(size=(200, 32)).astype(np.float32)
+    _, approx = scann(tf.constant(queries), k=10)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean([len(set(a.astype(str)) & set(ids[e])) / 10 for a, e in zip(approx.numpy(), exact)])
+    assert recall >= 0.9
