@@ -48,6 +48,9 @@ def export_tf_serving(
 ) -> Path:
     """Writes ``<base_path>/<model_name>/<version>/`` (saved_model.pb, variables/, assets.extra/).
 
+    ``assets.extra/`` holds ``model_card.json`` (data, config, index, metrics, library versions)
+    and ``items.csv`` (item_id, title of every indexed item).
+
     ``index_kind`` overrides ``config.index.kind`` (``auto``, ``scann``, ``brute_force``); ``k``
     overrides ``config.index.k``. The version is published atomically. Returns its path.
     """
@@ -85,6 +88,9 @@ def export_tf_serving(
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
         (extra / "model_card.json").write_text(json.dumps(card, indent=2))
+        # The catalog's ids and titles: what a server needs to validate feedback and to build
+        # user texts from an event log with the training-time builder.
+        recommender.catalog.items[["item_id", "title"]].to_csv(extra / "items.csv", index=False)
     final = model_dir / str(version)
     logger.info("exported %s (index: %s)", final, choice.kind)
     return final
