@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrecs_llm import __version__
-from tfrecs_llm.config import Config
+from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.data.schema import (
     load_interactions,
@@ -25,7 +26,9 @@ from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.evaluation import evaluate_scores, popularity_scorer
 from tfrecs_llm.index import IndexChoice, build_index, top_k_excluding
 from tfrecs_llm.models import TwoTowerModel
-from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.models.ranking import RankingModel
+from tfrecs_llm.ranking.lists import ItemTables
+from tfrecs_llm.text.encoder import TextEncoder, embed_texts
 from tfrecs_llm.training import Catalog, build_model, example_features, fit, training_examples
 
 TableLike = pd.DataFrame | str | Path
@@ -61,6 +64,10 @@ class Recommender:
         self.model = model
         self.builder = UserTextBuilder.from_config(catalog.items, config.data)
         self._index: tuple[object, IndexChoice] | None = None
+        # Frozen BERT: pooled text embeddings are a pure function of the text, so they are cached.
+        self._pooled_cache: dict[str, np.ndarray] = {}
+        self.ranker: RankingModel | None = None
+        self.ranker_tables: ItemTables | None = None
         self._encode_queries = tf.function(
             lambda texts: model.query_tower({"user_text": texts}, training=False),
             input_signature=[tf.TensorSpec([None], tf.string)],
@@ -102,7 +109,10 @@ class Recommender:
         )
         model = build_model(config, encoder, catalog)
         fit(model, dataset, config, checkpoint_dir=checkpoint_dir, verbose=verbose)
-        return cls(config, encoder, catalog, model)
+        recommender = cls(config, encoder, catalog, model)
+        if "user_text_embedding" in features:
+            recommender._pooled_cache = dict(zip(examples["user_text"], features["user_text_embedding"]))
+        return recommender
 
     def user_texts(
         self,
@@ -116,6 +126,8 @@ class Recommender:
 
     def query_embeddings(self, user_texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """``[len(user_texts), embedding_dim]`` unit-norm query embeddings from raw text."""
+        if self.config.encoder.trainable == "frozen" and len(user_texts):
+            return self.model.query_tower.project(self._pooled(list(user_texts))).numpy()
         parts = [
             self._encode_queries(tf.constant(list(user_texts[i : i + batch_size]), tf.string)).numpy()
             for i in range(0, len(user_texts), batch_size)
@@ -123,6 +135,13 @@ class Recommender:
         if not parts:
             return np.zeros((0, self.config.model.embedding_dim), np.float32)
         return np.concatenate(parts)
+
+    def _pooled(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._pooled_cache))
+        if missing:
+            fresh = embed_texts(self.encoder, missing, verbose=len(missing) > 2000, description="embedding user texts")
+            self._pooled_cache.update(zip(missing, fresh))
+        return np.stack([self._pooled_cache[t] for t in texts])
 
     def item_embeddings(self) -> np.ndarray:
         """``[num_items, embedding_dim]`` unit-norm item embeddings, in catalog order."""
@@ -176,6 +195,32 @@ class Recommender:
             [(i.decode(), float(s)) for i, s in zip(row_ids, row_scores)]
             for row_ids, row_scores in zip(ids.numpy(), scores.numpy())
         ]
+
+    def train_ranker(
+        self, train: pd.DataFrame, config: RankingConfig | None = None, verbose: bool = True
+    ) -> RankingModel:
+        """Fits the ranking head on lists retrieved for ``train`` events (relevance + diversity)."""
+        from tfrecs_llm.ranking.trainer import train_ranker
+
+        config = config or self.config.ranking
+        train = validate_interactions(train, self.catalog.items)
+        self.ranker, self.ranker_tables = train_ranker(self, train, config, self.config.train.seed, verbose)
+        self.config = dataclasses.replace(self.config, ranking=config)
+        return self.ranker
+
+    def evaluate_ranking(
+        self, train: pd.DataFrame, test: pd.DataFrame, k: int = 10
+    ) -> dict[str, dict[str, float]]:
+        """Top-k quality and diversity of retrieval order vs the ranker's order on the same lists."""
+        from tfrecs_llm.ranking.trainer import evaluate_ranking
+
+        train = validate_interactions(train, self.catalog.items)
+        test = validate_interactions(test, self.catalog.items)
+        size = self.config.ranking.num_candidates
+        result = {"retrieval": evaluate_ranking(self, None, train, test, size, k)}
+        if self.ranker is not None:
+            result["ranker"] = evaluate_ranking(self, self.ranker, train, test, size, k)
+        return result
 
     def evaluate(
         self, train: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int] = (10, 100)

@@ -14,6 +14,8 @@ DEFAULT_PRESET = "all-minilm-l6-v2"
 ENCODER_TRAINABLE_MODES = ("frozen", "full")
 ITEM_TEXT_ENCODERS = ("pretrained", "bag_of_words")
 INDEX_KINDS = ("auto", "scann", "brute_force")
+RELEVANCE_LOSSES = ("listwise_softmax", "pairwise_logistic", "pointwise_bce", "pointwise_mse")
+TOPIC_SOURCES = ("category", "clusters")
 
 
 @dataclass
@@ -151,6 +153,49 @@ class IndexConfig:
 
 
 @dataclass
+class RankingConfig:
+    """The ranking head: re-orders retrieved candidates, trading relevance for diversity.
+
+    Loss: ``L = L_rel + lambda_div * L_div`` with ``L_div = -H(sum_i p_i c_i)``,
+    ``p = softmax(scores / tau)`` over the candidate list and ``c_i`` item i's topic distribution.
+    num_candidates: list size retrieved per query (the ranker re-orders these).
+    topics: ``category`` (one-hot of items' category) or ``clusters`` (soft assignment of item
+        embeddings to ``num_clusters`` spherical k-means centroids fitted on the catalog).
+    max_events_per_user: the most recent training events per user that become training lists.
+    """
+
+    enabled: bool = True
+    num_candidates: int = 50
+    lambda_div: float = 0.0
+    tau: float = 1.0
+    relevance_loss: str = "listwise_softmax"
+    topics: str = "category"
+    num_clusters: int = 16
+    hidden_units: int = 64
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    max_events_per_user: int = 3
+
+    def validate(self) -> None:
+        if self.lambda_div < 0:
+            raise ValueError(f"ranking.lambda_div must be >= 0 (0 = relevance only), got {self.lambda_div}")
+        if self.tau <= 0:
+            raise ValueError(f"ranking.tau must be > 0, got {self.tau}")
+        if self.relevance_loss not in RELEVANCE_LOSSES:
+            raise ValueError(
+                f"ranking.relevance_loss must be one of {RELEVANCE_LOSSES}, got {self.relevance_loss!r}"
+            )
+        if self.topics not in TOPIC_SOURCES:
+            raise ValueError(f"ranking.topics must be one of {TOPIC_SOURCES}, got {self.topics!r}")
+        for name in ("num_candidates", "num_clusters", "hidden_units", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ranking.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_candidates < 2:
+            raise ValueError(f"ranking.num_candidates must be >= 2, got {self.num_candidates}")
+
+
+@dataclass
 class Config:
     """The whole configuration; ``Config.from_json(c.to_json()) == c``."""
 
@@ -159,9 +204,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    ranking: RankingConfig = field(default_factory=RankingConfig)
 
     def validate(self) -> "Config":
-        for section in (self.encoder, self.data, self.model, self.train, self.index):
+        for section in (self.encoder, self.data, self.model, self.train, self.index, self.ranking):
             section.validate()
         return self
 

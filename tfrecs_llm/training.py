@@ -60,9 +60,13 @@ class Catalog:
             features["item_text"] = np.asarray(self.texts, dtype=object)[rows].astype(str)
         return features
 
+    def row_index(self) -> pd.Series:
+        """item id -> catalog row."""
+        return pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
+
     def rows_of(self, item_ids: pd.Series | np.ndarray) -> np.ndarray:
-        position = pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
-        return position.reindex(np.asarray(item_ids, dtype=str)).to_numpy()
+        """Catalog rows of ``item_ids`` (NaN for unknown ids)."""
+        return self.row_index().reindex(np.asarray(item_ids, dtype=str)).to_numpy()
 
 
 def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfrecs_llm.config import RELEVANCE_LOSSES
+
 
 class ListwiseSoftmaxLoss(tf.keras.losses.Loss):
     """Softmax cross-entropy between normalised labels and the softmax of the scores.
@@ -52,7 +54,6 @@ class PairwiseLogisticLoss(tf.keras.losses.Loss):
         )
 
 
-RELEVANCE_LOSSES = ("listwise_softmax", "pairwise_logistic", "pointwise_bce", "pointwise_mse")
 
 
 def relevance_loss(name: str) -> tf.keras.losses.Loss:

@@ -1,0 +1,98 @@
+"""The ranking head (TFRS): re-orders retrieved candidates with relevance + entropy diversity."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from tfrecs_llm.config import RankingConfig
+from tfrecs_llm.losses import combined_loss, entropy_diversity_loss, relevance_loss
+from tfrecs_llm.metrics.keras_metrics import CategoryEntropyAtK, NDCGAtK
+
+
+class CandidateScorer(tf_keras.layers.Layer):
+    """Scores each candidate of a list from the query and the list as a whole.
+
+    Per candidate it reads: the query-item interaction ``q * e_i`` (``[d]``), the retrieval
+    score, the item's log popularity and age, and how much its topic is shared by the rest of
+    the list (``c_i . mean_j c_j``, the feature through which diversity can be learned).
+
+    Inputs: ``query_embedding: [batch, d]``, ``candidate_rows: [batch, list]`` (catalog rows),
+    ``retrieval_score: [batch, list]``. Output: ``[batch, list]`` scores.
+    """
+
+    def __init__(
+        self,
+        item_embeddings: np.ndarray,
+        item_scalars: np.ndarray,
+        item_topics: np.ndarray,
+        hidden_units: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.item_embeddings = tf.Variable(item_embeddings, trainable=False, dtype=tf.float32, name="item_embeddings")
+        self.item_scalars = tf.Variable(item_scalars, trainable=False, dtype=tf.float32, name="item_scalars")
+        self.item_topics = tf.Variable(item_topics, trainable=False, dtype=tf.float32, name="item_topics")
+        self.normalize = tf_keras.layers.Normalization(axis=-1)
+        self.hidden = tf_keras.layers.Dense(hidden_units, activation="relu")
+        self.output_layer = tf_keras.layers.Dense(1)
+
+    def scalar_features(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """``[batch, list, 4]``: retrieval score, log popularity, age, in-list topic share."""
+        rows = features["candidate_rows"]
+        topics = tf.gather(self.item_topics, rows)
+        share = tf.reduce_sum(topics * tf.reduce_mean(topics, axis=1, keepdims=True), axis=-1)
+        return tf.concat(
+            [features["retrieval_score"][..., tf.newaxis], tf.gather(self.item_scalars, rows), share[..., tf.newaxis]],
+            axis=-1,
+        )
+
+    def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        rows = features["candidate_rows"]
+        interaction = features["query_embedding"][:, tf.newaxis, :] * tf.gather(self.item_embeddings, rows)
+        inputs = tf.concat([interaction, self.normalize(self.scalar_features(features))], axis=-1)
+        return tf.squeeze(self.output_layer(self.hidden(inputs)), axis=-1)
+
+
+class RankingModel(tfrs.Model):
+    """Listwise ranker trained with ``L = L_rel + lambda_div * L_div``.
+
+    ``features``: ``query_embedding [batch, d]``, ``candidate_rows [batch, list]``,
+    ``retrieval_score [batch, list]`` and ``labels [batch, list]`` (1 for the positive).
+    ``lambda_div = 0`` is plain relevance ranking. The diversity softmax reads per-list
+    standardised scores, so only the order of a list, not its score scale, can raise diversity.
+    """
+
+    def __init__(self, scorer: CandidateScorer, config: RankingConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        config.validate()
+        self.scorer = scorer
+        self.lambda_div = config.lambda_div
+        self.tau = config.tau
+        self.task = tfrs.tasks.Ranking(
+            loss=relevance_loss(config.relevance_loss),
+            metrics=[NDCGAtK(10, name="ndcg_at_10")],
+        )
+        self.entropy_at_10 = CategoryEntropyAtK(10, name="category_entropy_at_10")
+
+    def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        return self.scorer(features)
+
+    def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        scores = self.scorer(features)
+        relevance = self.task(labels=features["labels"], predictions=scores)
+        if self.lambda_div == 0:
+            return relevance
+        topics = tf.gather(self.scorer.item_topics, features["candidate_rows"])
+        if not training:
+            self.entropy_at_10.update_state(scores, topics)
+        # Standardised per list: otherwise the loss falls by merely shrinking the score scale
+        # (a flatter softmax), which leaves the order - and so the top k - unchanged.
+        mean, variance = tf.nn.moments(scores, axes=[1], keepdims=True)
+        standardized = (scores - mean) / tf.sqrt(variance + 1e-6)
+        diversity = tf.reduce_mean(entropy_diversity_loss(standardized, topics, tau=self.tau))
+        return combined_loss(relevance, diversity, self.lambda_div)

@@ -1,0 +1,93 @@
+"""Local TF-Serving-compatible serving: version manager, REST + gRPC APIs, feedback log, client.
+
+``serve`` runs what ``tfrecs-llm serve`` starts. Submodules load lazily, so importing the client
+does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tfrecs_llm.serving.rest import RestLimits
+
+logger = logging.getLogger(__name__)
+
+_LAZY = {
+    "Client": "tfrecs_llm.serving.client",
+    "ServingRequestError": "tfrecs_llm.serving.client",
+    "EventLog": "tfrecs_llm.serving.event_log",
+    "ModelManager": "tfrecs_llm.serving.model_manager",
+    "RestLimits": "tfrecs_llm.serving.rest",
+    "create_app": "tfrecs_llm.serving.rest",
+    "start_grpc_server": "tfrecs_llm.serving.grpc_service",
+}
+
+__all__ = sorted(_LAZY) + ["serve"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfrecs_llm.serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def serve(
+    model_base_path: str | Path,
+    model_name: str,
+    host: str = "127.0.0.1",
+    rest_port: int = 8501,
+    grpc_port: int | None = None,
+    poll_seconds: float = 2.0,
+    keep_versions: int | None = None,
+    keep_previous_loaded: bool = False,
+    event_log_path: str | Path | None = None,
+    limits: "RestLimits | None" = None,
+    log_level: str = "info",
+) -> None:
+    """Serves ``model_base_path`` (the folder holding the integer version folders, as TF Serving's
+    ``--model_base_path``) until interrupted: REST on ``rest_port``, gRPC on ``grpc_port`` if set.
+
+    New versions are picked up every ``poll_seconds``; ``keep_versions`` (if set) deletes older
+    version folders. Feedback goes to ``event_log_path`` (default
+    ``<model_base_path>/events.sqlite``; TF Serving ignores non-numeric entries there).
+    The endpoints have no authentication: keep the default loopback ``host`` unless a proxy in
+    front of the server authenticates requests.
+    """
+    import uvicorn
+
+    from tfrecs_llm.serving.event_log import EventLog
+    from tfrecs_llm.serving.grpc_service import start_grpc_server
+    from tfrecs_llm.serving.model_manager import ModelManager
+    from tfrecs_llm.serving.rest import create_app
+
+    if not _is_loopback(host):
+        logger.warning("binding %s: the endpoints are reachable from the network without authentication", host)
+    manager = ModelManager(model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded)
+    manager.start()
+    event_log = EventLog(event_log_path or Path(model_base_path) / "events.sqlite")
+    grpc_server = None
+    try:
+        if grpc_port is not None:
+            grpc_server, bound = start_grpc_server(manager, grpc_port, host)
+            logger.info("gRPC PredictionService on %s:%d", host, bound)
+        uvicorn.run(create_app(manager, event_log, limits), host=host, port=rest_port, log_level=log_level)
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=2).wait()
+        manager.stop()
+        event_log.close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
