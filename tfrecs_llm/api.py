@@ -24,7 +24,7 @@ from tfrecs_llm.data.schema import (
 )
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.evaluation import evaluate_scores, popularity_scorer
-from tfrecs_llm.index import IndexChoice, build_index, top_k_excluding
+from tfrecs_llm.index import IndexChoice, build_index
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.ranking import RankingModel
 from tfrecs_llm.ranking.lists import ItemTables
@@ -64,6 +64,7 @@ class Recommender:
         self.model = model
         self.builder = UserTextBuilder.from_config(catalog.items, config.data)
         self._index: tuple[object, IndexChoice] | None = None
+        self._stage = None
         # Frozen BERT: pooled text embeddings are a pure function of the text, so they are cached.
         self._pooled_cache: dict[str, np.ndarray] = {}
         self.ranker: RankingModel | None = None
@@ -159,7 +160,10 @@ class Recommender:
         """The top-k layer over the catalog (built on first use) and why that kind."""
         if self._index is None:
             self._index = build_index(
-                self.catalog.item_ids, self.item_embeddings(), self.config.index
+                self.catalog.item_ids,
+                self.item_embeddings(),
+                self.config.index,
+                k=max(self.config.index.k, self.config.ranking.num_candidates),
             )
         return self._index
 
@@ -168,33 +172,73 @@ class Recommender:
         user_texts: Sequence[str],
         k: int = 10,
         exclude_item_ids: Sequence[Sequence[str]] | None = None,
+        diversity: float = 0.0,
     ) -> Recommendations:
-        """Top-``k`` items per user text, never returning that user's ``exclude_item_ids``."""
-        if isinstance(user_texts, str):
-            raise TypeError("user_texts must be a list of strings, got a single string")
-        if exclude_item_ids is not None and len(exclude_item_ids) != len(user_texts):
-            raise ValueError(
-                f"exclude_item_ids has {len(exclude_item_ids)} lists for {len(user_texts)} user texts"
-            )
-        available = len(self.catalog.item_ids) - max((len(e) for e in exclude_item_ids or []), default=0)
+        """Top-``k`` items per user text, never returning that user's ``exclude_item_ids``.
+
+        With a trained ranker, the top ``ranking.num_candidates`` retrieved items are re-ordered
+        by it; ``diversity`` in [0, 1] then re-ranks with MMR (0 = pure relevance).
+        """
+        exclude = self._padded(user_texts, exclude_item_ids, "exclude_item_ids")
+        available = len(self.catalog.item_ids) - exclude.shape[1]
         if not 1 <= k <= available:
             raise ValueError(f"k must be between 1 and {available} (catalog size minus exclusions), got {k}")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be in [0, 1], got {diversity}")
         if len(user_texts) == 0:
             return []
-        index, _ = self.index
         queries = tf.constant(self.query_embeddings(user_texts))
-        width = max((len(e) for e in exclude_item_ids or []), default=0)
-        if width:
-            padded = [list(map(str, e)) + [""] * (width - len(e)) for e in exclude_item_ids]
-            scores, ids = top_k_excluding(
-                index, queries, tf.constant(padded), k, len(self.catalog.item_ids)
-            )
-        else:
-            scores, ids = index(queries, k=k)
+        outputs = self.stage.recommend(queries, tf.constant(exclude), k, diversity)
         return [
             [(i.decode(), float(s)) for i, s in zip(row_ids, row_scores)]
-            for row_ids, row_scores in zip(ids.numpy(), scores.numpy())
+            for row_ids, row_scores in zip(outputs["item_ids"].numpy(), outputs["scores"].numpy())
         ]
+
+    def explain(
+        self,
+        user_texts: Sequence[str],
+        recommendations: Recommendations,
+        history_item_ids: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[str]]:
+        """A grounded reason per recommended item: the most similar history item ("Because you
+        liked X") and the words its description shares with the user text ("" if neither)."""
+        history = self._padded(user_texts, history_item_ids, "history_item_ids")
+        row_of = self.catalog.row_index()
+        rows = tf.constant([[row_of[i] for i, _ in recs] for recs in recommendations], tf.int32)
+        reasons = self.stage.reasons(rows, tf.constant(history), tf.constant(list(user_texts)))
+        return [[r.decode() for r in row] for row in reasons.numpy()]
+
+    @staticmethod
+    def _padded(
+        user_texts: Sequence[str], lists: Sequence[Sequence[str]] | None, name: str
+    ) -> np.ndarray:
+        if isinstance(user_texts, str):
+            raise TypeError("user_texts must be a list of strings, got a single string")
+        if lists is not None and len(lists) != len(user_texts):
+            raise ValueError(f"{name} has {len(lists)} lists for {len(user_texts)} user texts")
+        lists = lists or [[] for _ in user_texts]
+        padded = np.full((len(user_texts), max((len(e) for e in lists), default=0)), "", dtype=object)
+        for row, values in enumerate(lists):
+            padded[row, : len(values)] = [str(v) for v in values]
+        return padded.astype(bytes)
+
+    @property
+    def stage(self) -> "RankingStage":
+        """Retrieval index + ranker + MMR + explanations over the current catalog."""
+        if self._stage is None:
+            from tfrecs_llm.ranking.stage import RankingStage
+
+            index, _ = self.index
+            self._stage = RankingStage(
+                index,
+                self.ranker.scorer if self.ranker is not None else None,
+                self.catalog.item_ids,
+                self.item_embeddings(),
+                self.catalog.items["title"].astype(str).tolist(),
+                self.catalog.texts,
+                self.config.ranking.num_candidates,
+            )
+        return self._stage
 
     def train_ranker(
         self, train: pd.DataFrame, config: RankingConfig | None = None, verbose: bool = True
@@ -205,6 +249,7 @@ class Recommender:
         config = config or self.config.ranking
         train = validate_interactions(train, self.catalog.items)
         self.ranker, self.ranker_tables = train_ranker(self, train, config, self.config.train.seed, verbose)
+        self._stage = None
         self.config = dataclasses.replace(self.config, ranking=config)
         return self.ranker
 
@@ -265,7 +310,13 @@ class Recommender:
             self.catalog.items.to_csv(staging / "items.csv", index=False)
             if self.catalog.text_embeddings is not None:
                 np.save(staging / "item_text_embeddings.npy", self.catalog.text_embeddings)
+            (staging / "id_vocabulary.txt").write_text("\n".join(self.catalog.id_vocabulary) + "\n")
             self._weights_checkpoint(self.model).write(str(staging / "weights" / "model"))
+            if self.ranker is not None:
+                tables = self.ranker_tables
+                np.savez(staging / "ranker_tables.npz", scalars=tables.scalars, topics=tables.topics,
+                         topic_names=np.array(tables.topic_names))
+                tf.train.Checkpoint(scorer=self.ranker.scorer).write(str(staging / "ranker" / "scorer"))
             (staging / "manifest.json").write_text(
                 json.dumps({"format": "tfrecs_llm.Recommender", "version": __version__}, indent=2)
             )
@@ -300,8 +351,29 @@ class Recommender:
         catalog = Catalog.build(items, None, verbose=False)
         if embeddings_file.is_file():
             catalog.text_embeddings = np.load(embeddings_file)
+        catalog.id_vocabulary = np.array((path / "id_vocabulary.txt").read_text().splitlines(), dtype=str)
         model = build_model(config, encoder, catalog)
         model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
         model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
         cls._weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
-        return cls(config, encoder, catalog, model)
+        recommender = cls(config, encoder, catalog, model)
+        if (path / "ranker_tables.npz").is_file():
+            recommender._load_ranker(path)
+        return recommender
+
+    def _load_ranker(self, path: Path) -> None:
+        from tfrecs_llm.ranking.trainer import build_ranker
+
+        stored = np.load(path / "ranker_tables.npz")
+        tables = ItemTables(stored["scalars"], stored["topics"], stored["topic_names"].tolist())
+        ranker = build_ranker(self.item_embeddings(), tables, self.config.ranking, self.config.train.temperature)
+        dummy = {
+            "query_embedding": tf.zeros([1, self.config.model.embedding_dim]),
+            "candidate_rows": tf.zeros([1, 2], tf.int32),
+            "retrieval_score": tf.zeros([1, 2]),
+        }
+        ranker.scorer.normalize.build([None, None, 4])
+        ranker.scorer(dummy)
+        checkpoint = tf.train.Checkpoint(scorer=ranker.scorer)
+        checkpoint.read(str(path / "ranker" / "scorer")).assert_existing_objects_matched()
+        self.ranker, self.ranker_tables = ranker, tables

@@ -55,22 +55,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         items = load_items(args.items)
         events = load_interactions(args.interactions, items)
     train, test = (events, None) if args.holdout == "none" else leave_last_out(events)
-    recommender = Recommender.train(items, train, config, checkpoint_dir=args.checkpoint_dir, verbose=not args.quiet)
+    # The ranker learns from events retrieval never trained on: each user's last training event.
+    retrieval_train, ranker_events = leave_last_out(train) if config.ranking.enabled else (train, None)
+    recommender = Recommender.train(
+        items, retrieval_train, config, checkpoint_dir=args.checkpoint_dir, verbose=not args.quiet
+    )
+    if ranker_events is not None and len(ranker_events):
+        recommender.train_ranker(ranker_events, verbose=not args.quiet)
     output = recommender.save(args.output)
     print(f"saved model to {output}")
     if test is not None and len(test):
         metrics = recommender.evaluate(train, test)
+        if recommender.ranker is not None:
+            metrics.update(recommender.evaluate_ranking(train, test))
         (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
         _print_metrics(metrics)
     return 0
 
 
 def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
-    names = ["recall@10", "recall@100", "ndcg@10", "mrr"]
+    names = ["recall@10", "ndcg@10", "mrr", "recall@100", "category_entropy@10", "ild@10"]
     print(f"held-out evaluation ({int(metrics['model']['num_queries'])} users, last event each):")
-    print(f"  {'model':<12}" + "".join(f"{n:>12}" for n in names))
+    print(f"  {'':<30}" + "".join(f"{n:>20}" for n in names))
+    labels = {
+        "model": "two-tower, full catalog",
+        "popularity": "popularity, full catalog",
+        "retrieval": "two-tower, top-50 order",
+        "ranker": "ranker over the top 50",
+    }
     for model, values in metrics.items():
-        print(f"  {model:<12}" + "".join(f"{values[n]:>12.4f}" for n in names))
+        cells = "".join(f"{values[n]:>20.4f}" if n in values else f"{'-':>20}" for n in names)
+        print(f"  {labels.get(model, model):<30}" + cells)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -94,9 +109,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         titles = dict(zip(recommender.catalog.item_ids, recommender.catalog.items["title"]))
         results = recommender.recommend(args.texts, k=args.k, exclude_item_ids=exclude)
     else:
-        from tfrecs_llm.export.predict import predict_saved_model
+        from tfrecs_llm.export.predict import export_titles, predict_saved_model
 
-        titles = {}
+        titles = export_titles(args.saved_model)
         results = predict_saved_model(args.saved_model, args.texts, exclude_item_ids=exclude, k=args.k)
     for text, recs in zip(args.texts, results):
         print(f"\n{text!r}")
@@ -121,6 +136,24 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(result.format())
         return 0 if report.ok and result.ok else 1
     return 0 if report.ok else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tfrecs_llm.serving import serve
+
+    base = Path(args.model_base_path)
+    if not base.is_dir():
+        raise FileNotFoundError(f"--model_base_path {base} is not a directory; expected e.g. saved_models/demo")
+    serve(
+        base,
+        args.model_name or base.name,
+        host=args.host,
+        rest_port=args.rest_api_port,
+        grpc_port=args.port,
+        poll_seconds=args.file_system_poll_wait_seconds,
+        keep_versions=args.keep_versions,
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--k", type=int, default=10, help="how many items per text (default 10)")
     recommend.add_argument("--exclude", help="comma-separated item ids never to recommend (e.g. already seen)")
     recommend.set_defaults(run=cmd_recommend)
+
+    serve = commands.add_parser(
+        "serve", help="serve exports locally with TF Serving's REST/gRPC API, feedback and live version updates"
+    )
+    serve.add_argument("--model_base_path", required=True,
+                       help="folder holding the integer version folders, e.g. saved_models/demo (as in TF Serving)")
+    serve.add_argument("--model_name", help="name in request URLs (default: the folder's name)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no authentication)")
+    serve.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default 8501, as TF Serving)")
+    serve.add_argument("--port", type=int, help="gRPC PredictionService port (TF Serving uses 8500); off by default")
+    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=2.0,
+                       help="how often to look for new versions (default 2)")
+    serve.add_argument("--keep_versions", type=int,
+                       help="delete all but the newest N version folders once not served (default: keep all)")
+    serve.set_defaults(run=cmd_serve)
 
     audit = commands.add_parser(
         "audit", help="check that an export only uses ops the target TF Serving registers"

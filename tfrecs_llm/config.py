@@ -161,7 +161,10 @@ class RankingConfig:
     num_candidates: list size retrieved per query (the ranker re-orders these).
     topics: ``category`` (one-hot of items' category) or ``clusters`` (soft assignment of item
         embeddings to ``num_clusters`` spherical k-means centroids fitted on the catalog).
-    max_events_per_user: the most recent training events per user that become training lists.
+    max_events_per_user: the most recent events per user that become training lists. Train the
+        ranker on events the retrieval model did not train on (``tfrecs-llm train`` holds out
+        each user's last training event for it): on seen events retrieval scores are inflated
+        and the ranker learns to trust them.
     """
 
     enabled: bool = True
@@ -172,10 +175,10 @@ class RankingConfig:
     topics: str = "category"
     num_clusters: int = 16
     hidden_units: int = 64
-    epochs: int = 10
+    epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 3e-3
-    max_events_per_user: int = 3
+    max_events_per_user: int = 1
 
     def validate(self) -> None:
         if self.lambda_div < 0:

@@ -31,13 +31,19 @@ class Catalog:
 
     ``item_ids: [num_items]`` strings; ``texts``: ``title. description`` per item;
     ``text_embeddings: [num_items, hidden_dim]`` pretrained-encoder output (``None`` for the
-    bag-of-words item encoder).
+    bag-of-words item encoder); ``id_vocabulary``: the ids the item-id embedding was trained on
+    (items added later map to the OOV bucket and embed from their text).
     """
 
     items: pd.DataFrame
     item_ids: np.ndarray
     texts: list[str]
     text_embeddings: np.ndarray | None
+    id_vocabulary: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.id_vocabulary is None:
+            self.id_vocabulary = self.item_ids
 
     @classmethod
     def build(
@@ -73,7 +79,7 @@ def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTo
     """Assembles the towers, the retrieval task (with FactorizedTopK metrics) and an optimizer."""
     query_tower = QueryTower(encoder, config.model.embedding_dim)
     item_tower = ItemTower(
-        catalog.item_ids,
+        catalog.id_vocabulary,
         config.model,
         bag_of_words_texts=catalog.texts if config.model.item_text_encoder == "bag_of_words" else None,
     )

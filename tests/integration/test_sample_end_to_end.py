@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tfrecs_llm.api import Recommender
-from tfrecs_llm.config import Config
+from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.sample import load_sample
 from tfrecs_llm.data.schema import validate_interactions, validate_items
 from tfrecs_llm.data.splits import leave_last_out
@@ -31,8 +31,24 @@ def split():
 
 @pytest.fixture(scope="module")
 def trained(split) -> Recommender:
+    """Retrieval trained without each user's last training event, which the ranker learns from
+    (as `tfrecs-llm train` does)."""
     items, train, _ = split
-    return Recommender.train(items, train, Config(), verbose=False)
+    retrieval_train, _ = leave_last_out(train)
+    return Recommender.train(items, retrieval_train, Config(), verbose=False)
+
+
+@pytest.fixture(scope="module")
+def lambda_sweep(trained, split) -> dict[float, dict[str, float]]:
+    _, train, test = split
+    _, ranker_events = leave_last_out(train)
+    results = {}
+    for lambda_div in (0.0, 0.1, 0.3, 1.0):
+        trained.train_ranker(ranker_events, RankingConfig(lambda_div=lambda_div), verbose=False)
+        results[lambda_div] = trained.evaluate_ranking(train, test)
+    print(json.dumps(results, indent=1))
+    trained.train_ranker(ranker_events, RankingConfig(), verbose=False)
+    return results
 
 
 def test_model_reaches_1_5x_popularity_recall_at_10(trained, split) -> None:
@@ -42,6 +58,29 @@ def test_model_reaches_1_5x_popularity_recall_at_10(trained, split) -> None:
     popularity = metrics["popularity"]["recall@10"]
     assert popularity >= 0.05
     assert metrics["model"]["recall@10"] >= 1.5 * popularity
+
+
+def test_ranker_improves_ndcg_over_retrieval_order(lambda_sweep) -> None:
+    relevance_only = lambda_sweep[0.0]
+    assert relevance_only["ranker"]["ndcg@10"] > relevance_only["retrieval"]["ndcg@10"]
+
+
+def test_lambda_trades_ndcg_for_diversity(lambda_sweep) -> None:
+    lambdas = sorted(lambda_sweep)
+    entropy = [lambda_sweep[lam]["ranker"]["category_entropy@10"] for lam in lambdas]
+    ild = [lambda_sweep[lam]["ranker"]["ild@10"] for lam in lambdas]
+    assert entropy == sorted(entropy) and ild == sorted(ild), (entropy, ild)
+    base = lambda_sweep[0.0]["ranker"]
+    first = next(lam for lam in lambdas if lambda_sweep[lam]["ranker"]["category_entropy@10"] >= 1.1 * base["category_entropy@10"])
+    assert lambda_sweep[first]["ranker"]["ndcg@10"] >= 0.9 * base["ndcg@10"]
+
+
+def test_saved_ranker_reloads_with_identical_recommendations(trained, lambda_sweep, tmp_path) -> None:
+    texts = ["rockets, planets and telescopes", "risotto ; homemade pasta"]
+    loaded = Recommender.load(trained.save(tmp_path / "model"))
+    assert loaded.ranker is not None
+    for got, want in zip(loaded.recommend(texts, k=5), trained.recommend(texts, k=5)):
+        assert [i for i, _ in got] == [i for i, _ in want]
 
 
 def test_savedmodel_stores_bert_once(trained, tmp_path) -> None:

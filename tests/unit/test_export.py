@@ -82,11 +82,38 @@ def test_versions_increase_and_signatures_are_documented(recommender, tmp_path) 
     second = recommender.export(tmp_path, "tiny", index_kind="brute_force")
     assert versions(tmp_path / "tiny") == [1, 2] and second.name == "2"
     loaded = tf.saved_model.load(str(second))
-    assert set(loaded.signatures) == {"serving_default", "recommend_with_exclusions", "embed_query"}
+    assert set(loaded.signatures) == {
+        "serving_default", "recommend_with_exclusions", "recommend", "embed_query", "embed_items"
+    }
     outputs = loaded.signatures["serving_default"].structured_outputs
     assert outputs["item_ids"].dtype == tf.string and outputs["scores"].dtype == tf.float32
     embeddings = loaded.signatures["embed_query"](user_text=tf.constant(TEXTS))["embeddings"]
     np.testing.assert_allclose(embeddings.numpy(), recommender.query_embeddings(TEXTS), atol=1e-5)
+    catalog = recommender.catalog
+    items = loaded.signatures["embed_items"](
+        item_id=tf.constant(catalog.item_ids[:4]), item_text=tf.constant(catalog.texts[:4])
+    )["embeddings"]
+    np.testing.assert_allclose(items.numpy(), recommender.item_embeddings()[:4], atol=1e-4)
+
+
+def test_full_signature_explains_and_diversifies(recommender, tmp_path) -> None:
+    loaded = tf.saved_model.load(str(recommender.export(tmp_path, "tiny", index_kind="brute_force", k=5)))
+    full = loaded.signatures["recommend"]
+    args = dict(
+        user_text=tf.constant(["space rocket planet"]),
+        exclude_item_ids=tf.constant([["space-0"]]),
+        history_item_ids=tf.constant([["space-1", "music-2"]]),
+    )
+    plain = full(**args, diversity=tf.constant([0.0]))
+    diverse = full(**args, diversity=tf.constant([1.0]))
+    assert b"space-0" not in plain["item_ids"].numpy()[0]
+    reasons = [r.decode() for r in plain["reasons"].numpy()[0]]
+    assert all(r.startswith("Because you liked") for r in reasons), reasons
+    assert [r for r in reasons] == recommender.explain(
+        ["space rocket planet"], recommender.recommend(["space rocket planet"], 5, [["space-0"]]),
+        [["space-1", "music-2"]],
+    )[0]
+    assert list(diverse["item_ids"].numpy()[0]) != list(plain["item_ids"].numpy()[0])
 
 
 def test_failed_export_leaves_no_version_behind(tmp_path) -> None:

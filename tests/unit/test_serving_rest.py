@@ -68,7 +68,7 @@ def _predict(served: SimpleNamespace, body: dict, path: str = "/v1/models/tiny:p
 
 def test_row_and_columnar_formats_match_the_model(served) -> None:
     rows = _predict(served, {"instances": TEXTS})["predictions"]
-    assert [set(row) for row in rows] == [{"item_ids", "scores"}] * 3
+    assert [set(row) for row in rows] == [{"item_ids", "scores", "reasons"}] * 3
     assert rows == _predict(served, {"instances": [{"user_text": t} for t in TEXTS]})["predictions"]
     columns = _predict(served, {"inputs": TEXTS})["outputs"]
     named = {"signature_name": "serving_default", "inputs": {"user_text": TEXTS}}

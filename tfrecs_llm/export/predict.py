@@ -27,6 +27,17 @@ def resolve_version_dir(path: str | Path) -> Path:
     return path
 
 
+def export_titles(path: str | Path) -> dict[str, str]:
+    """item id -> title from an export's ``assets.extra/items.csv`` (empty if it has none)."""
+    catalog = resolve_version_dir(path) / "assets.extra" / "items.csv"
+    if not catalog.is_file():
+        return {}
+    import pandas as pd
+
+    items = pd.read_csv(catalog, dtype=str, keep_default_na=False)
+    return dict(zip(items["item_id"], items["title"]))
+
+
 def predict_saved_model(
     export_dir: str | Path,
     user_texts: Sequence[str],

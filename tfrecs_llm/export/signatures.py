@@ -1,62 +1,91 @@
-"""The ``tf.Module`` that a SavedModel serves: raw user text in, item ids and scores out."""
+"""The ``tf.Module`` that a SavedModel serves: raw user text in; item ids, scores, reasons out."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from tfrecs_llm.index import top_k_excluding
-from tfrecs_llm.towers import QueryTower
+from tfrecs_llm.ranking.stage import RankingStage
+from tfrecs_llm.towers import ItemTower, QueryTower
+
+_TEXT = tf.TensorSpec([None], tf.string, name="user_text")
+_EXCLUDE = tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")
+_HISTORY = tf.TensorSpec([None, None], tf.string, name="history_item_ids")
+_DIVERSITY = tf.TensorSpec([None], tf.float32, name="diversity")
 
 
 class RecommendModule(tf.Module):
-    """Serving graph: tokenizer + BERT query tower + top-k index.
+    """Serving graph: tokenizer + BERT query tower + top-k index (+ ranker, MMR, reasons).
 
-    Signatures:
-      ``serving_default(user_text: [batch] string)`` ->
-        ``item_ids: [batch, k] string``, ``scores: [batch, k] float32``.
-      ``recommend_with_exclusions(user_text: [batch] string, exclude_item_ids: [batch, n] string)``
-        -> the same outputs, never returning an excluded id (pad rows with "").
-      ``embed_query(user_text: [batch] string)`` -> ``embeddings: [batch, embedding_dim]``.
+    Signatures (k is fixed at export; pad string matrices with ""):
+      ``serving_default(user_text [batch])`` -> ``item_ids [batch, k]`` string,
+        ``scores [batch, k]`` float32, ``reasons [batch, k]`` string.
+      ``recommend_with_exclusions(user_text, exclude_item_ids [batch, n])`` -> the same, never
+        returning an excluded id.
+      ``recommend(user_text, exclude_item_ids [batch, n], history_item_ids [batch, h],
+        diversity [batch])`` -> the same; the history grounds "Because you liked X" reasons and
+        ``diversity`` in [0, 1] re-ranks with MMR (0 = relevance order).
+      ``embed_query(user_text)`` -> ``embeddings [batch, embedding_dim]``.
+      ``embed_items(item_id [batch], item_text [batch])`` -> ``embeddings`` (when the item
+        tower reads the same encoder as the query tower: frozen or bag-of-words).
     """
 
     def __init__(
-        self, query_tower: QueryTower, index: tf.keras.layers.Layer, k: int, num_items: int
+        self,
+        query_tower: QueryTower,
+        item_tower: ItemTower,
+        stage: RankingStage,
+        k: int,
+        embeds_items: bool,
     ) -> None:
         super().__init__()
         self.query_tower = query_tower
-        self.index = index
+        self.item_tower = item_tower
+        self.stage = stage
         self.k = k
-        self.num_items = num_items
+        self.embeds_items = embeds_items
 
     def _embed(self, user_text: tf.Tensor) -> tf.Tensor:
         return self.query_tower({"user_text": user_text}, training=False)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_text")])
+    def _recommend(self, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
+        outputs = self.stage.recommend(self._embed(user_text), exclude, self.k, diversity)
+        reasons = self.stage.reasons(outputs["rows"], history, user_text)
+        return {"item_ids": outputs["item_ids"], "scores": outputs["scores"], "reasons": reasons}
+
+    @tf.function(input_signature=[_TEXT])
     def serve(self, user_text: tf.Tensor) -> dict[str, tf.Tensor]:
-        scores, ids = self.index(self._embed(user_text), k=self.k)
-        return {"item_ids": ids, "scores": scores}
+        empty = tf.fill([tf.shape(user_text)[0], 0], "")
+        return self._recommend(user_text, empty, empty, 0.0)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="user_text"),
-            tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
-        ]
-    )
-    def serve_with_exclusions(
-        self, user_text: tf.Tensor, exclude_item_ids: tf.Tensor
-    ) -> dict[str, tf.Tensor]:
-        scores, ids = top_k_excluding(
-            self.index, self._embed(user_text), exclude_item_ids, self.k, self.num_items
-        )
-        return {"item_ids": ids, "scores": scores}
+    @tf.function(input_signature=[_TEXT, _EXCLUDE])
+    def serve_with_exclusions(self, user_text: tf.Tensor, exclude_item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        empty = tf.fill([tf.shape(user_text)[0], 0], "")
+        return self._recommend(user_text, exclude_item_ids, empty, 0.0)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_text")])
+    @tf.function(input_signature=[_TEXT, _EXCLUDE, _HISTORY, _DIVERSITY])
+    def serve_full(self, user_text, exclude_item_ids, history_item_ids, diversity) -> dict[str, tf.Tensor]:
+        return self._recommend(user_text, exclude_item_ids, history_item_ids, diversity)
+
+    @tf.function(input_signature=[_TEXT])
     def embed_query(self, user_text: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"embeddings": self._embed(user_text)}
 
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="item_id"), tf.TensorSpec([None], tf.string, name="item_text")]
+    )
+    def embed_items(self, item_id: tf.Tensor, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = {"item_id": item_id, "item_text": item_text}
+        if self.item_tower.uses_pretrained_text:
+            features["item_text_embedding"] = self.query_tower.encoder(item_text, training=False)
+        return {"embeddings": self.item_tower(features, training=False)}
+
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
-        return {
+        signatures = {
             "serving_default": self.serve.get_concrete_function(),
             "recommend_with_exclusions": self.serve_with_exclusions.get_concrete_function(),
+            "recommend": self.serve_full.get_concrete_function(),
             "embed_query": self.embed_query.get_concrete_function(),
         }
+        if self.embeds_items:
+            signatures["embed_items"] = self.embed_items.get_concrete_function()
+        return signatures

@@ -14,7 +14,9 @@ import tensorflow as tf
 from tfrecs_llm import __version__
 from tfrecs_llm.export.layout import next_version, staged_version
 from tfrecs_llm.export.signatures import RecommendModule
+from tfrecs_llm.export.warmup import write_warmup_requests
 from tfrecs_llm.index import build_index
+from tfrecs_llm.ranking.stage import RankingStage
 
 if TYPE_CHECKING:
     from tfrecs_llm.api import Recommender
@@ -37,6 +39,13 @@ def _library_versions() -> dict[str, str]:
     return found
 
 
+def warmup_texts(recommender: "Recommender", count: int = 8) -> list[str]:
+    """User texts shaped like real requests: empty, then histories of 1..count-1 catalog items."""
+    ids = recommender.catalog.item_ids
+    histories = [list(ids[: n % len(ids) + 1]) for n in range(count - 1)]
+    return [""] + [recommender.builder.build("", history) for history in histories]
+
+
 def export_tf_serving(
     recommender: "Recommender",
     base_path: str | Path,
@@ -48,8 +57,9 @@ def export_tf_serving(
 ) -> Path:
     """Writes ``<base_path>/<model_name>/<version>/`` (saved_model.pb, variables/, assets.extra/).
 
-    ``assets.extra/`` holds ``model_card.json`` (data, config, index, metrics, library versions)
-    and ``items.csv`` (item_id, title of every indexed item).
+    ``assets.extra/`` holds ``model_card.json`` (data, config, index, metrics, library versions),
+    ``items.csv`` (item_id, title of every indexed item) and ``tf_serving_warmup_requests``
+    (PredictionLog records TF Serving replays before serving the version).
 
     ``index_kind`` overrides ``config.index.kind`` (``auto``, ``scann``, ``brute_force``); ``k``
     overrides ``config.index.k``. The version is published atomically. Returns its path.
@@ -65,10 +75,27 @@ def export_tf_serving(
             f"k={index_config.k} exceeds the catalog size ({len(recommender.catalog.item_ids)} items)"
         )
     index, choice = build_index(
-        recommender.catalog.item_ids, recommender.item_embeddings(), index_config
+        recommender.catalog.item_ids,
+        recommender.item_embeddings(),
+        index_config,
+        k=max(index_config.k, recommender.config.ranking.num_candidates),
+    )
+    stage = RankingStage(
+        index,
+        recommender.ranker.scorer if recommender.ranker is not None else None,
+        recommender.catalog.item_ids,
+        recommender.item_embeddings(),
+        recommender.catalog.items["title"].astype(str).tolist(),
+        recommender.catalog.texts,
+        recommender.config.ranking.num_candidates,
     )
     module = RecommendModule(
-        recommender.model.query_tower, index, index_config.k, len(recommender.catalog.item_ids)
+        recommender.model.query_tower,
+        recommender.model.item_tower,
+        stage,
+        index_config.k,
+        embeds_items=recommender.config.encoder.trainable == "frozen"
+        or recommender.config.model.item_text_encoder == "bag_of_words",
     )
     model_dir = Path(base_path) / model_name
     version = version or next_version(model_dir)
@@ -78,6 +105,7 @@ def export_tf_serving(
             "model_name": model_name,
             "version": version,
             "index": {"kind": choice.kind, "reason": choice.reason, "k": index_config.k},
+            "ranker": recommender.ranker is not None,
             "num_items": int(len(recommender.catalog.item_ids)),
             "config": recommender.config.to_dict(),
             "metrics": metrics or {},
@@ -91,6 +119,7 @@ def export_tf_serving(
         # The catalog's ids and titles: what a server needs to validate feedback and to build
         # user texts from an event log with the training-time builder.
         recommender.catalog.items[["item_id", "title"]].to_csv(extra / "items.csv", index=False)
+        write_warmup_requests(staging, model_name, warmup_texts(recommender))
     final = model_dir / str(version)
     logger.info("exported %s (index: %s)", final, choice.kind)
     return final

@@ -55,11 +55,11 @@ def choose_index(num_items: int, config: IndexConfig) -> IndexChoice:
 def scann_parameters(num_items: int, k: int, config: IndexConfig) -> dict[str, int]:
     """ScaNN tree / reordering sizes from the catalog size, unless set in ``config``.
 
-    Defaults: ``num_leaves ~ sqrt(n)``, search 1/10 of the leaves (at least 2), re-score
+    Defaults: ``num_leaves ~ sqrt(n)``, search 1/10 of the leaves (at least 8), re-score
     ``max(10 k, 100)`` candidates exactly.
     """
     num_leaves = config.scann_num_leaves or max(2, min(num_items // 2, round(math.sqrt(num_items))))
-    to_search = config.scann_num_leaves_to_search or max(2, num_leaves // 10)
+    to_search = config.scann_num_leaves_to_search or max(num_leaves // 10, min(num_leaves, 8))
     reorder = config.scann_num_reordering_candidates or max(10 * k, 100)
     return {
         "num_leaves": num_leaves,

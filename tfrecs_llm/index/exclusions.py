@@ -16,12 +16,14 @@ def top_k_excluding(
 
     ``query_embeddings: [batch, dim]``, ``exclude_ids: [batch, n]`` strings (pad with ``""``;
     ``n`` may vary per call, unlike TFRS's ``query_with_exclusions``), ``num_items``: catalog
-    size. Returns ``(scores, ids)``, each ``[batch, k]``; when fewer than ``k`` non-excluded
-    items exist, the tail holds excluded ones with score ``-inf``.
+    size. Returns ``(scores, ids)``, each ``[batch, k]`` (fewer columns if an approximate index
+    found fewer); when fewer than ``k`` non-excluded items exist, the tail holds excluded ones
+    with score ``-inf``.
     """
     num_retrieved = tf.minimum(k + tf.shape(exclude_ids)[1], num_items)
     scores, ids = index(query_embeddings, k=num_retrieved)
     excluded = tf.reduce_any(ids[:, :, tf.newaxis] == exclude_ids[:, tf.newaxis, :], axis=-1)
     scores = tf.where(excluded, tf.constant(-float("inf"), scores.dtype), scores)
-    top_scores, positions = tf.math.top_k(scores, k=k)
+    # An approximate index may return fewer than requested (few leaves searched in tiny catalogs).
+    top_scores, positions = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
     return top_scores, tf.gather(ids, positions, batch_dims=1)

@@ -21,6 +21,9 @@ class CandidateScorer(tf_keras.layers.Layer):
     score, the item's log popularity and age, and how much its topic is shared by the rest of
     the list (``c_i . mean_j c_j``, the feature through which diversity can be learned).
 
+    The score is ``w * retrieval_score + MLP(features)``, with ``w`` starting at the retrieval
+    model's inverse temperature.
+
     Inputs: ``query_embedding: [batch, d]``, ``candidate_rows: [batch, list]`` (catalog rows),
     ``retrieval_score: [batch, list]``. Output: ``[batch, list]`` scores.
     """
@@ -31,15 +34,19 @@ class CandidateScorer(tf_keras.layers.Layer):
         item_scalars: np.ndarray,
         item_topics: np.ndarray,
         hidden_units: int,
+        retrieval_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Starts as the retrieval model's own logits (score / temperature); the MLP learns a
+        # correction, so an untrained ranker already keeps retrieval order.
+        self.retrieval_weight = tf.Variable(1.0 / retrieval_temperature, name="retrieval_weight")
         self.item_embeddings = tf.Variable(item_embeddings, trainable=False, dtype=tf.float32, name="item_embeddings")
         self.item_scalars = tf.Variable(item_scalars, trainable=False, dtype=tf.float32, name="item_scalars")
         self.item_topics = tf.Variable(item_topics, trainable=False, dtype=tf.float32, name="item_topics")
         self.normalize = tf_keras.layers.Normalization(axis=-1)
         self.hidden = tf_keras.layers.Dense(hidden_units, activation="relu")
-        self.output_layer = tf_keras.layers.Dense(1)
+        self.output_layer = tf_keras.layers.Dense(1, kernel_initializer="zeros")
 
     def scalar_features(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """``[batch, list, 4]``: retrieval score, log popularity, age, in-list topic share."""
@@ -55,7 +62,8 @@ class CandidateScorer(tf_keras.layers.Layer):
         rows = features["candidate_rows"]
         interaction = features["query_embedding"][:, tf.newaxis, :] * tf.gather(self.item_embeddings, rows)
         inputs = tf.concat([interaction, self.normalize(self.scalar_features(features))], axis=-1)
-        return tf.squeeze(self.output_layer(self.hidden(inputs)), axis=-1)
+        correction = tf.squeeze(self.output_layer(self.hidden(inputs)), axis=-1)
+        return self.retrieval_weight * features["retrieval_score"] + correction
 
 
 class RankingModel(tfrs.Model):

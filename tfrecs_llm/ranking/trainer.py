@@ -52,9 +52,15 @@ def training_lists(
 
 
 def build_ranker(
-    item_embeddings: np.ndarray, tables: ItemTables, config: RankingConfig
+    item_embeddings: np.ndarray,
+    tables: ItemTables,
+    config: RankingConfig,
+    retrieval_temperature: float = 1.0,
 ) -> RankingModel:
-    scorer = CandidateScorer(item_embeddings, tables.scalars, tables.topics, config.hidden_units)
+    """A compiled RankingModel over the catalog's embeddings and side tables."""
+    scorer = CandidateScorer(
+        item_embeddings, tables.scalars, tables.topics, config.hidden_units, retrieval_temperature
+    )
     model = RankingModel(scorer, config)
     model.compile(optimizer=tf_keras.optimizers.Adam(config.learning_rate))
     return model
@@ -73,7 +79,7 @@ def train_ranker(
     item_embeddings = recommender.item_embeddings()
     tables = item_tables(recommender.catalog.items, item_embeddings, train, config)
     lists = training_lists(recommender, train, config)
-    model = build_ranker(item_embeddings, tables, config)
+    model = build_ranker(item_embeddings, tables, config, recommender.config.train.temperature)
     model.scorer.normalize.adapt(model.scorer.scalar_features({k: tf.constant(v) for k, v in lists.items()}))
     dataset = make_dataset(lists, config.batch_size, seed=seed)
     model.fit(dataset, epochs=config.epochs, verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0)
