@@ -37,6 +37,7 @@ _select_legacy_keras()
 
 _LAZY = {
     "Config": "tfrecs_llm.config",
+    "RankingConfig": "tfrecs_llm.config",
     "Recommender": "tfrecs_llm.api",
     "load_items": "tfrecs_llm.data.schema",
     "load_interactions": "tfrecs_llm.data.schema",

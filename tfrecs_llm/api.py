@@ -376,4 +376,5 @@ class Recommender:
         ranker.scorer(dummy)
         checkpoint = tf.train.Checkpoint(scorer=ranker.scorer)
         checkpoint.read(str(path / "ranker" / "scorer")).assert_existing_objects_matched()
+        ranker.scorer.normalize.finalize_state()  # mean/variance are derived from restored state
         self.ranker, self.ranker_tables = ranker, tables

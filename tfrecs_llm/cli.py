@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also load the export with TensorFlow's C++ SavedModel loader (the one TF Serving "
                             "uses) and run serving_default; compiles a small program with g++ once")
     audit.set_defaults(run=cmd_audit)
+
+    from tfrecs_llm.cli_updates import add_update_commands
+
+    add_update_commands(commands)
     return parser
 
 

@@ -81,7 +81,10 @@ def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTo
     item_tower = ItemTower(
         catalog.id_vocabulary,
         config.model,
-        bag_of_words_texts=catalog.texts if config.model.item_text_encoder == "bag_of_words" else None,
+        # Adapted on the training catalog only: items added later must not change the vocabulary.
+        bag_of_words_texts=catalog.texts[: len(catalog.id_vocabulary)]
+        if config.model.item_text_encoder == "bag_of_words"
+        else None,
     )
     candidates = make_dataset(catalog.features(), batch_size=512, shuffle=False).map(
         lambda f: (f["item_id"], item_tower(f))

@@ -44,8 +44,14 @@ class RecommendModule(tf.Module):
         self.k = k
         self.embeds_items = embeds_items
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def _encode(self, texts: tf.Tensor) -> tf.Tensor:
+        # One traced function shared by every signature: BERT and the tokenizer's vocabulary
+        # appear once in the SavedModel's function library, not once per signature.
+        return self.query_tower.encoder(texts, training=False)
+
     def _embed(self, user_text: tf.Tensor) -> tf.Tensor:
-        return self.query_tower({"user_text": user_text}, training=False)
+        return self.query_tower.project(self._encode(user_text))
 
     def _recommend(self, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
         outputs = self.stage.recommend(self._embed(user_text), exclude, self.k, diversity)
@@ -76,7 +82,7 @@ class RecommendModule(tf.Module):
     def embed_items(self, item_id: tf.Tensor, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
         features = {"item_id": item_id, "item_text": item_text}
         if self.item_tower.uses_pretrained_text:
-            features["item_text_embedding"] = self.query_tower.encoder(item_text, training=False)
+            features["item_text_embedding"] = self._encode(item_text)
         return {"embeddings": self.item_tower(features, training=False)}
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
