@@ -7,7 +7,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from tfrecs_llm.models.ranking import RankingModel
 from tfrecs_llm.ranking.lists import ItemTables
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
 from tfrecs_llm.training import Catalog, build_model, example_features, fit, training_examples
+
+if TYPE_CHECKING:
+    from tfrecs_llm.ranking.stage import RankingStage
 
 TableLike = pd.DataFrame | str | Path
 Recommendations = list[list[tuple[str, float]]]
@@ -226,19 +229,22 @@ class Recommender:
     def stage(self) -> "RankingStage":
         """Retrieval index + ranker + MMR + explanations over the current catalog."""
         if self._stage is None:
-            from tfrecs_llm.ranking.stage import RankingStage
-
-            index, _ = self.index
-            self._stage = RankingStage(
-                index,
-                self.ranker.scorer if self.ranker is not None else None,
-                self.catalog.item_ids,
-                self.item_embeddings(),
-                self.catalog.items["title"].astype(str).tolist(),
-                self.catalog.texts,
-                self.config.ranking.num_candidates,
-            )
+            self._stage = self.ranking_stage(self.index[0])
         return self._stage
+
+    def ranking_stage(self, index: tf.keras.layers.Layer) -> "RankingStage":
+        """A RankingStage over ``index`` (a top-k layer over this catalog) and the ranker."""
+        from tfrecs_llm.ranking.stage import RankingStage
+
+        return RankingStage(
+            index,
+            self.ranker.scorer if self.ranker is not None else None,
+            self.catalog.item_ids,
+            self.item_embeddings(),
+            self.catalog.items["title"].astype(str).tolist(),
+            self.catalog.texts,
+            self.config.ranking.num_candidates,
+        )
 
     def train_ranker(
         self, train: pd.DataFrame, config: RankingConfig | None = None, verbose: bool = True

@@ -16,7 +16,6 @@ from tfrecs_llm.export.layout import next_version, staged_version
 from tfrecs_llm.export.signatures import RecommendModule
 from tfrecs_llm.export.warmup import write_warmup_requests
 from tfrecs_llm.index import build_index
-from tfrecs_llm.ranking.stage import RankingStage
 
 if TYPE_CHECKING:
     from tfrecs_llm.api import Recommender
@@ -80,15 +79,7 @@ def export_tf_serving(
         index_config,
         k=max(index_config.k, recommender.config.ranking.num_candidates),
     )
-    stage = RankingStage(
-        index,
-        recommender.ranker.scorer if recommender.ranker is not None else None,
-        recommender.catalog.item_ids,
-        recommender.item_embeddings(),
-        recommender.catalog.items["title"].astype(str).tolist(),
-        recommender.catalog.texts,
-        recommender.config.ranking.num_candidates,
-    )
+    stage = recommender.ranking_stage(index)
     module = RecommendModule(
         recommender.model.query_tower,
         recommender.model.item_tower,
