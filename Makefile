@@ -26,7 +26,7 @@ demo: install
 		"jazz history ; Blue Note records ; the saxophone greats"
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
