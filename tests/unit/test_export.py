@@ -18,6 +18,7 @@ from tests.unit.tiny_data import tiny_interactions, tiny_items
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.config import Config, IndexConfig
 from tfrecs_llm.export.layout import staged_version, versions
+from tfrecs_llm.export.model_config import read_models_config
 from tfrecs_llm.index import build_index, choose_index
 
 TEXTS = ["space rocket planet", "pasta sauce cooking", "jazz music ; mystery history"]
@@ -81,6 +82,8 @@ def test_versions_increase_and_signatures_are_documented(recommender, tmp_path) 
     recommender.export(tmp_path, "tiny", index_kind="brute_force")
     second = recommender.export(tmp_path, "tiny", index_kind="brute_force")
     assert versions(tmp_path / "tiny") == [1, 2] and second.name == "2"
+    [entry] = read_models_config(tmp_path / "models.config").model_config_list.config
+    assert (entry.name, entry.base_path, entry.model_platform) == ("tiny", "/models/tiny", "tensorflow")
     loaded = tf.saved_model.load(str(second))
     assert set(loaded.signatures) == {
         "serving_default", "recommend_with_exclusions", "recommend", "embed_query", "embed_items"
