@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.test_serving_rest import running_server
-from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tests.unit.tiny_data import NEW_ITEM, SPACE_TEXT, tiny_interactions, tiny_items
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.cli_updates import add_update_commands
 from tfrecs_llm.config import Config
@@ -31,13 +31,6 @@ from tfrecs_llm.serving.rest import VERSION_HEADER, create_app
 
 pytestmark = pytest.mark.integration
 
-SPACE_TEXT = "space rocket planet star"
-NEW_ITEM = {
-    "item_id": "space-new",
-    "title": "rocket star planet space",
-    "description": "a space story about planet and rocket",
-    "category": "space",
-}
 
 
 def _run_cli(*argv: str) -> str:

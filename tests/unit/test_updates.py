@@ -15,20 +15,13 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import make_tiny_encoder
-from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tests.unit.tiny_data import NEW_ITEM, SPACE_TEXT, tiny_interactions, tiny_items
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.cli_updates import add_update_commands, cmd_add_items, cmd_update
 from tfrecs_llm.config import Config
 from tfrecs_llm.data.schema import SchemaError
 from tfrecs_llm.updates import add_items, update
 
-SPACE_TEXT = "space rocket planet star"
-NEW_ITEM = {
-    "item_id": "space-new",
-    "title": "rocket star planet space",
-    "description": "a space story about planet and rocket",
-    "category": "space",
-}
 
 
 def _config(**overrides: object) -> Config:

@@ -11,6 +11,15 @@ TOPICS = {
     "music": ["jazz", "music", "history", "mystery"],
 }
 
+SPACE_TEXT = "space rocket planet star"
+NEW_ITEM = {
+    "item_id": "space-new",
+    "title": "rocket star planet space",
+    "description": "a space story about planet and rocket",
+    "category": "space",
+}
+"""A fresh item whose text matches SPACE_TEXT (for add-items tests)."""
+
 
 def tiny_items(per_topic: int = 8) -> pd.DataFrame:
     rows = []
