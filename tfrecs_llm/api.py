@@ -229,18 +229,21 @@ class Recommender:
     def stage(self) -> "RankingStage":
         """Retrieval index + ranker + MMR + explanations over the current catalog."""
         if self._stage is None:
-            self._stage = self.ranking_stage(self.index[0])
+            self._stage = self.ranking_stage(self.index[0], self.item_embeddings())
         return self._stage
 
-    def ranking_stage(self, index: tf.keras.layers.Layer) -> "RankingStage":
-        """A RankingStage over ``index`` (a top-k layer over this catalog) and the ranker."""
+    def ranking_stage(
+        self, index: tf.keras.layers.Layer, item_embeddings: np.ndarray
+    ) -> "RankingStage":
+        """A RankingStage over ``index`` (a top-k layer over ``item_embeddings: [num_items, d]``
+        of this catalog) and the ranker."""
         from tfrecs_llm.ranking.stage import RankingStage
 
         return RankingStage(
             index,
             self.ranker.scorer if self.ranker is not None else None,
             self.catalog.item_ids,
-            self.item_embeddings(),
+            item_embeddings,
             self.catalog.items["title"].astype(str).tolist(),
             self.catalog.texts,
             self.config.ranking.num_candidates,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError)
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -237,8 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except USER_ERRORS as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"tfrecs-llm {args.command}: error: {message}", file=sys.stderr)
+        print(f"tfrecs-llm {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 

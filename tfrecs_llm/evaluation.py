@@ -14,13 +14,24 @@ ScoreFn = Callable[[list[str]], np.ndarray]
 """Maps user texts ``[num_queries]`` to scores over the catalog ``[num_queries, num_items]``."""
 
 
-def _history_rows(
-    train: pd.DataFrame, user_ids: Sequence[str], row_of: pd.Series
-) -> list[np.ndarray]:
+def held_out_queries(
+    builder: UserTextBuilder, row_of: pd.Series, train: pd.DataFrame, test: pd.DataFrame
+) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """What each test event is evaluated with: its user text as of just before it, the catalog
+    rows of the user's train items (to exclude) and the target row.
+
+    Returns ``(texts [n], excluded_rows [n] arrays, target_rows [n])``; ``row_of`` maps item id
+    to catalog row.
+    """
+    # Positional, not by index: train and test read from separate files share index labels.
+    combined = pd.concat([train, test], ignore_index=True)
+    texts = builder.for_events(combined).iloc[len(train) :].tolist()
+    targets = row_of.reindex(test["item_id"].astype(str)).to_numpy()
+    if np.isnan(targets.astype(float)).any():
+        raise ValueError("test events reference items missing from the catalog")
     seen = train.groupby("user_id")["item_id"].agg(list)
-    return [
-        row_of.reindex(seen.get(user, [])).dropna().to_numpy(dtype=int) for user in user_ids
-    ]
+    excluded = [row_of.reindex(seen.get(user, [])).dropna().to_numpy(dtype=int) for user in test["user_id"]]
+    return texts, excluded, targets.astype(int)
 
 
 def evaluate_scores(
@@ -38,19 +49,12 @@ def evaluate_scores(
     event's own free text), exactly as at serving time.
     """
     row_of = pd.Series(np.arange(len(catalog_ids)), index=np.asarray(catalog_ids, dtype=str))
-    # Positional, not by index: train and test read from separate files share index labels.
-    combined = pd.concat([train, test], ignore_index=True)
-    texts = builder.for_events(combined).iloc[len(train) :]
-    targets = row_of.reindex(test["item_id"].astype(str)).to_numpy()
-    if np.isnan(targets.astype(float)).any():
-        raise ValueError("test events reference items missing from the catalog")
-    history = _history_rows(train, test["user_id"].tolist(), row_of)
+    texts, history, targets = held_out_queries(builder, row_of, train, test)
     ranks = []
     for start in range(0, len(test), batch_size):
         stop = start + batch_size
-        scores = score_fn(texts.iloc[start:stop].tolist())
-        scores = exclude_items(scores, history[start:stop])
-        ranks.append(target_ranks(scores, targets[start:stop].astype(int)))
+        scores = exclude_items(score_fn(texts[start:stop]), history[start:stop])
+        ranks.append(target_ranks(scores, targets[start:stop]))
     metrics = ranking_metrics(np.concatenate(ranks), ks)
     metrics["num_queries"] = float(len(test))
     return metrics

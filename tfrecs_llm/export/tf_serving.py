@@ -75,13 +75,14 @@ def export_tf_serving(
         raise ValueError(
             f"k={index_config.k} exceeds the catalog size ({len(recommender.catalog.item_ids)} items)"
         )
+    item_embeddings = recommender.item_embeddings()
     index, choice = build_index(
         recommender.catalog.item_ids,
-        recommender.item_embeddings(),
+        item_embeddings,
         index_config,
         k=max(index_config.k, recommender.config.ranking.num_candidates),
     )
-    stage = recommender.ranking_stage(index)
+    stage = recommender.ranking_stage(index, item_embeddings)
     module = RecommendModule(
         recommender.model.query_tower,
         recommender.model.item_tower,

@@ -12,6 +12,7 @@ import tf_keras
 
 from tfrecs_llm.config import RankingConfig
 from tfrecs_llm.data.pipeline import make_dataset
+from tfrecs_llm.evaluation import held_out_queries
 from tfrecs_llm.metrics import ranking_metrics
 from tfrecs_llm.metrics.diversity import category_entropy_at_k, intra_list_diversity
 from tfrecs_llm.models.ranking import CandidateScorer, RankingModel
@@ -101,11 +102,9 @@ def evaluate_ranking(
     """
     if k > num_candidates:
         raise ValueError(f"k={k} is larger than the candidate list ({num_candidates})")
-    row_of = recommender.catalog.row_index()
-    combined = pd.concat([train, test], ignore_index=True)
-    texts = recommender.builder.for_events(combined).iloc[len(train):].tolist()
-    seen = train.groupby("user_id")["item_id"].agg(list)
-    excluded = [row_of.reindex(seen.get(u, [])).dropna().to_numpy(int) for u in test["user_id"]]
+    texts, excluded, targets = held_out_queries(
+        recommender.builder, recommender.catalog.row_index(), train, test
+    )
     query_embeddings = recommender.query_embeddings(texts)
     item_embeddings = recommender.item_embeddings()
     lists = retrieve_candidates(query_embeddings, item_embeddings, excluded, num_candidates)
@@ -113,7 +112,6 @@ def evaluate_ranking(
     if ranker is not None:
         scores = score_lists(ranker, {"query_embedding": query_embeddings, **lists})
     categories = recommender.catalog.items["category"].astype(str).to_numpy()
-    targets = row_of.reindex(test["item_id"].astype(str)).to_numpy(int)
     return list_metrics(lists["candidate_rows"], scores, targets, categories, item_embeddings, k)
 
 
