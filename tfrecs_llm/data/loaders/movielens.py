@@ -56,20 +56,12 @@ def load_movielens_100k(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFra
     )
     movie_genres = _100k_genres_per_movie(movies, genres, item_path)
     dates = movies["release date"].str.strip()
-    raw_items = pd.DataFrame(
-        {
-            "item_id": movies["movie id"],
-            "title": movies["movie title"],
-            "description": [
-                _film_sentence(names, f"released {date}" if date else "")
-                for names, date in zip(movie_genres, dates)
-            ],
-            "category": [names[0] if names else "" for names in movie_genres],
-            "tags": ["|".join(names) for names in movie_genres],
-            "published_at": _release_dates(dates, item_path),
-        },
-        index=movies.index,
-    )
+    raw_items = _movie_table(
+        movies["movie id"],
+        movies["movie title"],
+        movie_genres,
+        [f"released {date}" if date else "" for date in dates],
+    ).assign(published_at=_release_dates(dates, item_path))
     items = validate_items(raw_items, source=lines_source(item_path))
     data_path = directory / "u.data"
     ratings = read_delimited(
@@ -119,18 +111,8 @@ def load_movielens_csv(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFram
     )
     movie_genres = [_genre_list(cell.split("|")) for cell in movies["genres"]]
     years = movies["title"].str.extract(_TITLE_YEAR, expand=False).fillna("")
-    raw_items = pd.DataFrame(
-        {
-            "item_id": movies["movieId"],
-            "title": movies["title"],
-            "description": [
-                _film_sentence(names, f"from {year}" if year else "")
-                for names, year in zip(movie_genres, years)
-            ],
-            "category": [names[0] if names else "" for names in movie_genres],
-            "tags": ["|".join(names) for names in movie_genres],
-        },
-        index=movies.index,
+    raw_items = _movie_table(
+        movies["movieId"], movies["title"], movie_genres, [f"from {y}" if y else "" for y in years]
     )
     items = validate_items(raw_items, source=lines_source(movies_path))
     ratings_path = directory / "ratings.csv"
@@ -220,6 +202,23 @@ def _tags_per_rating(path: Path, interactions: pd.DataFrame) -> list[str]:
 def _genre_list(names: Iterable[str]) -> list[str]:
     """Stripped genre names without blanks and placeholders such as "(no genres listed)"."""
     return [name for name in (n.strip() for n in names) if name and name not in _NOT_GENRES]
+
+
+def _movie_table(
+    ids: pd.Series, titles: pd.Series, movie_genres: list[list[str]], when: list[str]
+) -> pd.DataFrame:
+    """Items table of movies: description from genres and ``when`` ("released ..."), category =
+    first genre, tags = all genres joined by "|"."""
+    return pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": titles,
+            "description": [_film_sentence(names, w) for names, w in zip(movie_genres, when)],
+            "category": [names[0] if names else "" for names in movie_genres],
+            "tags": ["|".join(names) for names in movie_genres],
+        },
+        index=ids.index,
+    )
 
 
 def _film_sentence(genres: Sequence[str], when: str) -> str:
