@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = [
     ["benchmarks.ranking_tradeoff"],
     ["benchmarks.load_test", "--seconds", "20"],
+    ["benchmarks.index_speed"],
 ]
 
 

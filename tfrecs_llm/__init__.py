@@ -46,6 +46,9 @@ _LAZY = {
     "SchemaError": "tfrecs_llm.data.schema",
     "UserTextBuilder": "tfrecs_llm.data.user_text",
     "load_sample": "tfrecs_llm.data.sample",
+    "evaluate": "tfrecs_llm.comparison",
+    "EvaluationConfig": "tfrecs_llm.comparison",
+    "EvaluationReport": "tfrecs_llm.report",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

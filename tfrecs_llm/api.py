@@ -23,12 +23,14 @@ from tfrecs_llm.data.schema import (
     validate_items,
 )
 from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.distribute import check_created_in_scope, make_strategy, shard_by_data
 from tfrecs_llm.evaluation import evaluate_scores, popularity_scorer
 from tfrecs_llm.index import IndexChoice, build_index
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.ranking import RankingModel
 from tfrecs_llm.ranking.lists import ItemTables
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
+from tfrecs_llm.text.finetune import apply_finetune_mode, tokenize_in_pipeline
 from tfrecs_llm.training import Catalog, build_model, example_features, fit, training_examples
 
 if TYPE_CHECKING:
@@ -91,17 +93,28 @@ class Recommender:
 
         ``interactions`` are all training events (split off evaluation events beforehand, e.g.
         with ``tfrecs_llm.data.splits.leave_last_out``). ``encoder`` overrides
-        ``config.encoder.preset`` (tests pass a tiny BERT).
+        ``config.encoder.preset`` (tests pass a tiny BERT); under ``train.strategy`` other than
+        ``default`` it must have been created inside that strategy's ``scope()``. With
+        ``multi_worker`` every worker runs this same call; only the chief
+        (``tfrecs_llm.distribute.is_chief(strategy)``) should save the result.
         """
         config = (config or Config()).validate()
+        # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+        strategy = make_strategy(config.train.strategy)
         tf.keras.utils.set_random_seed(config.train.seed)
         items_df = _items_table(items)
         events = _interactions_table(interactions, items_df)
-        if encoder is None:
-            encoder = TextEncoder.from_config_section(config.encoder)
-        encoder.trainable = config.encoder.trainable != "frozen"
+        # BERT's (and LoRA's) variables are trained, so they must be the strategy's mirrored ones.
+        with strategy.scope():
+            if encoder is None:
+                encoder = TextEncoder.from_config_section(config.encoder)
+            apply_finetune_mode(encoder, config.encoder, for_training=True)
+        check_created_in_scope(encoder.weights, strategy, "the text encoder")
         pretrained_items = config.model.item_text_encoder == "pretrained"
         catalog = Catalog.build(items_df, encoder if pretrained_items else None, verbose)
+        # An id without training events would keep its random initial embedding: such items
+        # use the OOV bucket, which item-id dropout trains to stand for "known by text alone".
+        catalog.id_vocabulary = catalog.item_ids[np.isin(catalog.item_ids, events["item_id"].astype(str))]
         builder = UserTextBuilder.from_config(catalog.items, config.data)
         examples = training_examples(events, builder, config)
         features = example_features(examples, catalog, encoder, config, verbose)
@@ -111,8 +124,11 @@ class Recommender:
             seed=config.train.seed,
             shuffle_buffer=config.train.shuffle_buffer,
         )
-        model = build_model(config, encoder, catalog)
-        fit(model, dataset, config, checkpoint_dir=checkpoint_dir, verbose=verbose)
+        if config.encoder.trainable != "frozen":
+            dataset = tokenize_in_pipeline(dataset, encoder)
+        with strategy.scope():
+            model = build_model(config, encoder, catalog)
+            fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
         recommender = cls(config, encoder, catalog, model)
         if "user_text_embedding" in features:
             recommender._pooled_cache = dict(zip(examples["user_text"], features["user_text_embedding"]))
@@ -131,7 +147,8 @@ class Recommender:
     def query_embeddings(self, user_texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """``[len(user_texts), embedding_dim]`` unit-norm query embeddings from raw text."""
         if self.config.encoder.trainable == "frozen" and len(user_texts):
-            return self.model.query_tower.project(self._pooled(list(user_texts))).numpy()
+            texts = list(user_texts)
+            return self.model.query_tower.project(self._pooled(texts), tf.constant(texts)).numpy()
         parts = [
             self._encode_queries(tf.constant(list(user_texts[i : i + batch_size]), tf.string)).numpy()
             for i in range(0, len(user_texts), batch_size)
@@ -279,14 +296,17 @@ class Recommender:
     def evaluate(
         self, train: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int] = (10, 100)
     ) -> dict[str, dict[str, float]]:
-        """Held-out metrics of this model and of the popularity baseline (same protocol)."""
+        """Held-out metrics of this model and of the popularity baseline (same protocol).
+
+        ``tfrecs_llm.evaluate`` adds more baselines, intervals and a cold-start slice.
+        """
         train = validate_interactions(train, self.catalog.items)
         test = validate_interactions(test, self.catalog.items)
         item_embeddings = self.item_embeddings()
         ids = self.catalog.item_ids
         return {
             "model": evaluate_scores(
-                lambda texts: self.query_embeddings(texts) @ item_embeddings.T,
+                lambda queries: self.query_embeddings(queries["user_text"].tolist()) @ item_embeddings.T,
                 ids, train, test, self.builder, ks,
             ),
             "popularity": evaluate_scores(popularity_scorer(train, ids), ids, train, test, self.builder, ks),
@@ -355,7 +375,7 @@ class Recommender:
         items = load_items(path / "items.csv")
         if encoder is None:
             encoder = TextEncoder.from_config_section(config.encoder)
-        encoder.trainable = config.encoder.trainable != "frozen"
+        apply_finetune_mode(encoder, config.encoder)
         embeddings_file = path / "item_text_embeddings.npy"
         catalog = Catalog.build(items, None, verbose=False)
         if embeddings_file.is_file():
@@ -363,7 +383,7 @@ class Recommender:
         catalog.id_vocabulary = np.array((path / "id_vocabulary.txt").read_text().splitlines(), dtype=str)
         model = build_model(config, encoder, catalog)
         model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
-        model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
+        model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim]), "user_text": tf.constant([""])})
         cls._weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
         recommender = cls(config, encoder, catalog, model)
         if (path / "ranker_tables.npz").is_file():

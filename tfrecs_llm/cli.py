@@ -34,6 +34,8 @@ def _config(args: argparse.Namespace):
     overrides = dict(args.set or [])
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
+    if getattr(args, "strategy", None) is not None:
+        overrides["train.strategy"] = args.strategy
     return config.with_overrides(overrides) if overrides else config.validate()
 
 
@@ -60,6 +62,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     recommender = Recommender.train(
         items, retrieval_train, config, checkpoint_dir=args.checkpoint_dir, verbose=not args.quiet
     )
+    from tfrecs_llm.distribute import is_chief, make_strategy
+
+    if not is_chief(make_strategy(config.train.strategy)):
+        # Every worker trained the same replicated model; the chief alone writes it.
+        print("training done on this worker; the chief worker trains the ranker and writes --output")
+        return 0
     if ranker_events is not None and len(ranker_events):
         recommender.train_ranker(ranker_events, verbose=not args.quiet)
     output = recommender.save(args.output)
@@ -176,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="'last': hold out each user's last event and report Recall@10/NDCG@10 vs popularity "
                             "(default); 'none': train on every event")
     train.add_argument("--checkpoint-dir", help="write a checkpoint every epoch here and resume from the latest one")
+    from tfrecs_llm.config import DISTRIBUTION_STRATEGIES
+
+    train.add_argument("--strategy", choices=DISTRIBUTION_STRATEGIES,
+                       help="tf.distribute strategy: default (one device), mirrored (every local GPU), "
+                            "multi_worker (the machines in TF_CONFIG; run the same command on each); "
+                            "shortcut for --set train.strategy=NAME")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(run=cmd_train)
 
@@ -228,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tfrecs_llm.cli_updates import add_update_commands
 
     add_update_commands(commands)
+    from tfrecs_llm.cli_evaluate import add_evaluate_command
+
+    add_evaluate_command(commands)
     return parser
 
 

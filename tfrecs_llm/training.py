@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from tfrecs_llm.config import Config
 from tfrecs_llm.data.item_text import item_texts
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.distribute import check_workers_agree, checkpoint_write_dir
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.retrieval import make_retrieval_task
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
@@ -31,8 +33,9 @@ class Catalog:
 
     ``item_ids: [num_items]`` strings; ``texts``: ``title. description`` per item;
     ``text_embeddings: [num_items, hidden_dim]`` pretrained-encoder output (``None`` for the
-    bag-of-words item encoder); ``id_vocabulary``: the ids the item-id embedding was trained on
-    (items added later map to the OOV bucket and embed from their text).
+    bag-of-words item encoder); ``id_vocabulary``: the ids the item-id embedding is trained on,
+    the items with training events (items without any, and items added later, map to the OOV
+    bucket and embed from their text).
     """
 
     items: pd.DataFrame
@@ -66,6 +69,11 @@ class Catalog:
             features["item_text"] = np.asarray(self.texts, dtype=object)[rows].astype(str)
         return features
 
+    def vocabulary_texts(self) -> list[str]:
+        """Texts of the items in ``id_vocabulary`` (the items the model was trained with)."""
+        known = np.isin(self.item_ids, self.id_vocabulary)
+        return [text for text, keep in zip(self.texts, known) if keep]
+
     def row_index(self) -> pd.Series:
         """item id -> catalog row."""
         return pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
@@ -77,12 +85,17 @@ class Catalog:
 
 def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:
     """Assembles the towers, the retrieval task (with FactorizedTopK metrics) and an optimizer."""
-    query_tower = QueryTower(encoder, config.model.embedding_dim)
+    query_tower = QueryTower(
+        encoder,
+        config.model.embedding_dim,
+        hidden_units=config.model.query_hidden_units,
+        word_buckets=config.model.query_word_buckets,
+    )
     item_tower = ItemTower(
         catalog.id_vocabulary,
         config.model,
         # Adapted on the training catalog only: items added later must not change the vocabulary.
-        bag_of_words_texts=catalog.texts[: len(catalog.id_vocabulary)]
+        bag_of_words_texts=catalog.vocabulary_texts()
         if config.model.item_text_encoder == "bag_of_words"
         else None,
     )
@@ -140,12 +153,11 @@ def example_features(
         raise ValueError("training events reference items missing from the catalog")
     rows = rows.astype(int)
     features = catalog.features(rows)
+    features["user_text"] = examples["user_text"].to_numpy(dtype=str)
     if config.encoder.trainable == "frozen":
         features["user_text_embedding"] = embed_texts(
             encoder, examples["user_text"].to_numpy(), verbose=verbose, description="embedding user texts"
         )
-    else:
-        features["user_text"] = examples["user_text"].to_numpy(dtype=str)
     counts = np.bincount(rows, minlength=len(catalog.item_ids)).astype(np.float64)
     features["item_probability"] = (counts / counts.sum())[rows].astype(np.float32)
     return features
@@ -174,34 +186,48 @@ def fit(
     """Trains for ``train.epochs`` epochs, resuming from the latest checkpoint in ``checkpoint_dir``.
 
     A checkpoint (model weights including BERT, optimizer state, epoch) is written after every
-    epoch; a rerun with more epochs continues where the last run stopped.
+    epoch; a rerun with more epochs continues where the last run stopped. Under a distribution
+    strategy, call this inside its ``scope()``: only the chief writes to ``checkpoint_dir``, and
+    every worker resumes from it.
     """
+    strategy = tf.distribute.get_strategy()
     callbacks: list[tf_keras.callbacks.Callback] = []
     initial_epoch = 0
+    write_dir = None
+    # Create every variable first (in the strategy's scope, not inside a replica), so that
+    # restoring is immediate rather than deferred.
+    batch = next(iter(train))
+    model.query_tower(batch)
+    model.item_tower(batch)
     if checkpoint_dir is not None:
-        # Create every variable first, so that restoring is immediate rather than deferred.
-        batch = next(iter(train))
-        model.query_tower(batch)
-        model.item_tower(batch)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
-        manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
-        if manager.latest_checkpoint:
-            status = checkpoint.restore(manager.latest_checkpoint)
+        write_dir = checkpoint_write_dir(str(checkpoint_dir), strategy)
+        manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=2)
+        latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+        if latest:
+            status = checkpoint.restore(latest)
             # Optimizer slots are created (and then restored) by the first training step.
             status.assert_existing_objects_matched().expect_partial()
             initial_epoch = int(epoch.numpy())
             if verbose:
-                print(f"resuming from {manager.latest_checkpoint} (epoch {initial_epoch})")
+                print(f"resuming from {latest} (epoch {initial_epoch})")
         callbacks.append(_SaveEpoch(manager, epoch))
-    if initial_epoch >= config.train.epochs:
-        return {}
-    history = model.fit(
-        train,
-        epochs=config.train.epochs,
-        initial_epoch=initial_epoch,
-        validation_data=validation,
-        callbacks=callbacks,
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
+    check_workers_agree(
+        {"epoch to resume from": initial_epoch, "batches per epoch": int(train.cardinality())}, strategy
     )
+    try:
+        if initial_epoch >= config.train.epochs:
+            return {}
+        history = model.fit(
+            train,
+            epochs=config.train.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
+        )
+    finally:
+        if write_dir is not None and write_dir != str(checkpoint_dir):
+            shutil.rmtree(write_dir, ignore_errors=True)
     return history.history

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrecs_llm.ranking.stage import RankingStage
+from tfrecs_llm.text.compiled import CompiledEncoder
 from tfrecs_llm.towers import ItemTower, QueryTower
 
 _TEXT = tf.TensorSpec([None], tf.string, name="user_text")
@@ -36,9 +37,13 @@ class RecommendModule(tf.Module):
         stage: RankingStage,
         k: int,
         embeds_items: bool,
+        jit_compile: bool = False,
     ) -> None:
         super().__init__()
         self.query_tower = query_tower
+        # XLA-compiled BERT (see tfrecs_llm.text.compiled): ~2x faster on CPU, but CPU TF
+        # Serving then needs --xla_cpu_compilation_enabled=true.
+        self.compiled_encoder = CompiledEncoder(query_tower.encoder) if jit_compile else None
         self.item_tower = item_tower
         self.stage = stage
         self.k = k
@@ -48,10 +53,12 @@ class RecommendModule(tf.Module):
     def _encode(self, texts: tf.Tensor) -> tf.Tensor:
         # One traced function shared by every signature: BERT and the tokenizer's vocabulary
         # appear once in the SavedModel's function library, not once per signature.
+        if self.compiled_encoder is not None:
+            return self.compiled_encoder(texts)
         return self.query_tower.encoder(texts, training=False)
 
     def _embed(self, user_text: tf.Tensor) -> tf.Tensor:
-        return self.query_tower.project(self._encode(user_text))
+        return self.query_tower.project(self._encode(user_text), user_text)
 
     def _recommend(self, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
         outputs = self.stage.recommend(self._embed(user_text), exclude, self.k, diversity)

@@ -90,6 +90,7 @@ def export_tf_serving(
         index_config.k,
         embeds_items=recommender.config.encoder.trainable == "frozen"
         or recommender.config.model.item_text_encoder == "bag_of_words",
+        jit_compile=recommender.config.encoder.jit_compile,
     )
     model_dir = Path(base_path) / model_name
     version = version or next_version(model_dir)
@@ -98,7 +99,12 @@ def export_tf_serving(
         card = {
             "model_name": model_name,
             "version": version,
-            "index": {"kind": choice.kind, "reason": choice.reason, "k": index_config.k},
+            "index": {
+                "kind": choice.kind,
+                "reason": choice.reason,
+                "k": index_config.k,
+                "scann": choice.scann.to_dict() if choice.scann is not None else None,
+            },
             "ranker": recommender.ranker is not None,
             "num_items": int(len(recommender.catalog.item_ids)),
             "config": recommender.config.to_dict(),

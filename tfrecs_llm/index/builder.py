@@ -1,14 +1,16 @@
-"""Building a TFRS top-k layer (ScaNN or BruteForce) over item embeddings.
+"""Building a top-k layer (ScaNN or TFRS BruteForce) over item embeddings.
 
 ScaNN's tree partitioning and asymmetric hashing are trained on the catalog, so they need enough
 items: below ``IndexConfig.min_items_for_scann`` (2000 by default) the ``auto`` kind uses exact
-search, which at that size costs microseconds per query anyway, and logs why.
+search, which at that size costs microseconds per query anyway, and logs why. ScaNN's search
+settings are tuned to a target recall (``tfrecs_llm.index.tuning``) unless the config sets them,
+and the searcher they were measured on is the one that ships (``ScannIndex``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrecs_llm.config import IndexConfig
+from tfrecs_llm.index.scann_layer import ScannIndex
+from tfrecs_llm.index.tuning import ScannSettings, scann_settings
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +29,11 @@ SCANN_HARD_MINIMUM_ITEMS = 64
 
 @dataclass(frozen=True)
 class IndexChoice:
-    """Which index was built, and why."""
+    """Which index was built, and why; ``scann``: its parameters and measured recall (ScaNN only)."""
 
     kind: str
     reason: str
+    scann: ScannSettings | None = None
 
 
 def choose_index(num_items: int, config: IndexConfig) -> IndexChoice:
@@ -52,32 +57,18 @@ def choose_index(num_items: int, config: IndexConfig) -> IndexChoice:
     return IndexChoice("scann", f"catalog has {num_items} items (>= {config.min_items_for_scann})")
 
 
-def scann_parameters(num_items: int, k: int, config: IndexConfig) -> dict[str, int]:
-    """ScaNN tree / reordering sizes from the catalog size, unless set in ``config``.
-
-    Defaults: ``num_leaves ~ sqrt(n)``, search 1/10 of the leaves (at least 8), re-score
-    ``max(10 k, 100)`` candidates exactly.
-    """
-    num_leaves = config.scann_num_leaves or max(2, min(num_items // 2, round(math.sqrt(num_items))))
-    to_search = config.scann_num_leaves_to_search or max(num_leaves // 10, min(num_leaves, 8))
-    reorder = config.scann_num_reordering_candidates or max(10 * k, 100)
-    return {
-        "num_leaves": num_leaves,
-        "num_leaves_to_search": min(to_search, num_leaves),
-        "num_reordering_candidates": reorder,
-    }
-
-
 def build_index(
     item_ids: np.ndarray,
     item_embeddings: np.ndarray,
     config: IndexConfig,
     k: int | None = None,
+    query_embeddings: np.ndarray | None = None,
 ) -> tuple[tfrs.layers.factorized_top_k.TopK, IndexChoice]:
     """Indexes ``item_embeddings: [num_items, dim]`` under ``item_ids: [num_items]`` (strings).
 
     The returned layer maps query embeddings ``[batch, dim]`` to ``(scores, ids)``, each
-    ``[batch, k]``.
+    ``[batch, k]``. ScaNN's search settings are tuned on ``query_embeddings: [num_queries, dim]``
+    when given (a sample of real queries), else on perturbed items; see ``scann_settings``.
     """
     k = k or config.k
     item_embeddings = np.asarray(item_embeddings, np.float32)
@@ -89,11 +80,15 @@ def build_index(
     choice = choose_index(len(item_ids), config)
     logger.info("index: %s (%s)", choice.kind, choice.reason)
     identifiers = tf.constant(np.asarray(item_ids).astype(str))
-    if choice.kind == "scann":
-        params = scann_parameters(len(item_ids), k, config)
-        logger.info("ScaNN parameters: %s", params)
-        index = tfrs.layers.factorized_top_k.ScaNN(k=k, **params)
-    else:
+    if choice.kind == "brute_force":
         index = tfrs.layers.factorized_top_k.BruteForce(k=k)
-    index.index(tf.constant(item_embeddings), identifiers)
-    return index, choice
+        index.index(tf.constant(item_embeddings), identifiers)
+        return index, choice
+    settings, searcher = scann_settings(item_embeddings, k, config, query_embeddings)
+    logger.info("ScaNN parameters: %s (%s)", settings.parameters, settings.source)
+    index = ScannIndex(k=k, **settings.parameters)
+    if searcher is None:
+        index.index(tf.constant(item_embeddings), identifiers)
+    else:
+        index.index_searcher(searcher, identifiers)
+    return index, dataclasses.replace(choice, scann=settings)

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrecs_llm.config import TrainConfig
+from tfrecs_llm.distribute import global_candidates
 from tfrecs_llm.towers import ItemTower, QueryTower
 
 
@@ -57,10 +58,17 @@ class TwoTowerModel(tfrs.Model):
         sampling_probability = None
         if self.logq_correction and "item_probability" in features:
             sampling_probability = features["item_probability"]
+        candidate_ids = features["item_id"]
+        if training:
+            # Under a multi-replica strategy, negatives come from the global batch, as in one
+            # process (unchanged with one replica). Evaluation keeps per-replica negatives.
+            item_embeddings, candidate_ids, sampling_probability = global_candidates(
+                item_embeddings, candidate_ids, sampling_probability
+            )
         return self.task(
             query_embeddings,
             item_embeddings,
             candidate_sampling_probability=sampling_probability,
-            candidate_ids=features["item_id"],
+            candidate_ids=candidate_ids,
             compute_metrics=not training,
         )

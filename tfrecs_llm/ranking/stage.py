@@ -17,6 +17,26 @@ from tfrecs_llm.ranking.mmr import mmr_rerank
 _NEG_INF = float("-inf")
 
 
+def _shared_table(
+    index: tf.keras.layers.Layer, scorer: CandidateScorer | None, item_embeddings: np.ndarray
+) -> tf.Variable:
+    """One variable for the item embedding table ``[num_items, d]``.
+
+    The exact index and the ranker already hold a table; when one holds exactly these values it
+    is reused, so that a SavedModel stores 1M x 64 floats once rather than two or three times.
+    """
+    item_embeddings = np.asarray(item_embeddings, np.float32)
+    owners = [getattr(index, "_candidates", None), scorer.item_embeddings if scorer is not None else None]
+    for table in owners:
+        if (
+            isinstance(table, tf.Variable)
+            and tuple(table.shape) == item_embeddings.shape
+            and np.array_equal(table.numpy(), item_embeddings)
+        ):
+            return table
+    return tf.Variable(item_embeddings, trainable=False, dtype=tf.float32)
+
+
 class RankingStage(tf.Module):
     """Turns query embeddings into the final top-k with scores and grounded reasons.
 
@@ -46,7 +66,7 @@ class RankingStage(tf.Module):
             ),
             default_value=-1,
         )
-        self.item_embeddings = tf.Variable(item_embeddings, trainable=False, dtype=tf.float32)
+        self.item_embeddings = _shared_table(index, scorer, item_embeddings)
         self.item_titles = tf.Variable(item_titles, trainable=False, dtype=tf.string)
         self.item_texts = tf.Variable(item_texts, trainable=False, dtype=tf.string)
         self.stopwords = tf.constant(STOPWORDS)

@@ -17,6 +17,7 @@ import tf_keras
 
 from tfrecs_llm.config import EncoderConfig
 from tfrecs_llm.text.checkpoint import resolve_preset
+from tfrecs_llm.text.finetune import apply_finetune_mode, backbone_dtype
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class TextEncoder(tf_keras.layers.Layer):
 
         preset = resolve_preset(config.preset)
         try:
-            backbone = keras_hub.models.BertBackbone.from_preset(preset)
+            backbone = keras_hub.models.BertBackbone.from_preset(preset, dtype=backbone_dtype(config))
             tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
             # Hugging Face's uncased BERT tokenizers strip accents whenever they lowercase;
             # keras-hub's converter leaves strip_accents off, turning "Café" into [UNK].
@@ -83,12 +84,19 @@ class TextEncoder(tf_keras.layers.Layer):
                 "keras-hub preset already in the local cache."
             ) from error
         encoder = cls(backbone, tokenizer, sequence_length=config.sequence_length, **kwargs)
-        encoder.trainable = config.trainable != "frozen"
+        apply_finetune_mode(encoder, config)
         return encoder
 
     @property
     def trainable_weights(self) -> list[tf.Variable]:
         return [v for v in super().trainable_weights if v.ref() not in self._unused]
+
+    def fine_tune_only(self, variables: list[tf.Variable]) -> None:
+        """Re-tracks the backbone's variables (``enable_lora`` adds some) and shows optimizers
+        only ``variables`` of them; ``tfrecs_llm.text.finetune`` picks them per mode."""
+        self.bert_variables = [v.value for v in self.backbone.weights]
+        keep = {v.ref() for v in variables}
+        self._unused = {v.ref() for v in self.bert_variables if v.ref() not in keep}
 
     @property
     def backbone(self) -> Any:
@@ -98,15 +106,29 @@ class TextEncoder(tf_keras.layers.Layer):
     def tokenizer(self) -> Any:
         return self._parts.tokenizer
 
-    def tokenize(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``texts: [batch_size]`` -> (token_ids, padding_mask), both ``[batch_size, width]``."""
+    def tokenize(self, texts: tf.Tensor, width_multiple: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
+        """``texts: [batch_size]`` -> (token_ids, padding_mask), both ``[batch_size, width]``.
+
+        ``width`` is the longest text's token count, rounded up to a multiple of
+        ``width_multiple`` (at most ``sequence_length``): XLA compiles one program per shape,
+        so a compiled BERT wants few distinct widths.
+        """
         texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
         token_ids, padding_mask = self._parts.packer(self._parts.tokenizer(texts))
         width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(padding_mask, tf.int32), 1)), 2)
+        if width_multiple > 1:
+            width = tf.minimum(-(-width // width_multiple) * width_multiple, self.sequence_length)
         return token_ids[:, :width], padding_mask[:, :width]
 
     def call(self, texts: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         token_ids, padding_mask = self.tokenize(texts)
+        return self.pool_tokens(token_ids, padding_mask, training=training)
+
+    def pool_tokens(
+        self, token_ids: tf.Tensor, padding_mask: tf.Tensor, training: bool | None = None
+    ) -> tf.Tensor:
+        """The dense part: ``token_ids, padding_mask: [batch_size, width]`` -> BERT -> masked
+        mean pooling ``[batch_size, hidden_dim]``. No string ops, so XLA can compile it."""
         outputs = self._parts.backbone(
             {
                 "token_ids": token_ids,

@@ -1,0 +1,1 @@
+"""Public datasets for the quality benchmarks, obtained from the package registry (never committed)."""

@@ -1,0 +1,353 @@
+"""Query latency: the naive keras-hub path against our exported SavedModels, over 1M items.
+
+Naive path (what a user writes with keras-hub): ``BertTokenizer`` + ``StartEndPacker`` padding to
+32 tokens + ``BertBackbone`` + masked mean pooling in one ``tf.function``, then the query
+projection and the same top-k layer (or exact matmul + top_k) called in Python. It pads to exactly
+the query length, so it wastes nothing on padding: the comparison measures the engine, not padding.
+
+Ours: SavedModels assembled as ``export_tf_serving`` assembles them (``build_index`` with its ScaNN
+tuning, ``RankingStage``, ``RecommendModule``, ``SAVE_OPTIONS``) from the real MiniLM encoder, a
+query projection to 64 dims and a synthetic table of ``--items`` clustered unit item embeddings,
+then loaded back from disk and called through their signatures: ``serving_default`` of the ScaNN
+export with BERT compiled by XLA (``encoder.jit_compile``) and without, of the exact
+(brute-force) export with XLA, and ``embed_query`` (the encoder alone, projection included).
+``serving_default`` retrieves ``ranking.num_candidates`` (50) and re-ranks them (MMR, reasons): it
+does more than the naive top-10.
+
+Queries are texts of exactly 32 WordPiece tokens ([CLS] and [SEP] included). Paths are called in
+turn, in a shuffled order each round, so that load from other processes hits all of them alike.
+Reports p50/p99 latency of 1 query over ``--calls`` calls, queries/s for batches of 64, a
+per-piece profile (tokenizer, BERT with and without XLA, projection, top-k) and the cosine of our
+query embeddings to the naive ones. Writes benchmarks/results/query_latency.json and .png.
+
+    python -m benchmarks.query_latency [--items 1000000] [--calls 200] [--export-dir DIR]
+
+``--export-dir`` keeps the exports (reused by the next run with the same ``--items``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tfrecs_llm  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+RESULTS = Path(__file__).parent / "results"
+QUERY_TOKENS = 32
+BATCH = 64
+K = 10
+EMBEDDING_DIM = 64
+EXPORTS = {  # name -> (index kind, BERT compiled by XLA)
+    "scann_xla": ("scann", True),
+    "scann_plain": ("scann", False),
+    "brute_force_xla": ("brute_force", True),
+}
+
+
+def exact_length_texts(tokenizer: Any, count: int, num_tokens: int = QUERY_TOKENS, seed: int = 0) -> list[str]:
+    """``count`` distinct texts of whole-word vocabulary entries that tokenize to exactly
+    ``num_tokens`` WordPiece tokens with [CLS] and [SEP]."""
+    words = [w for w in tokenizer.get_vocabulary() if w.isascii() and w.isalpha() and 3 <= len(w) <= 10]
+    rng = random.Random(seed)
+    texts: list[str] = []
+    while len(texts) < count:
+        candidates = [" ".join(rng.sample(words, num_tokens - 2)) for _ in range(count)]
+        lengths = [len(ids) for ids in tokenizer(candidates)]
+        texts += [t for t, n in zip(candidates, lengths) if n == num_tokens - 2]
+    return texts[:count]
+
+
+def synthetic_items(num_items: int, dim: int = EMBEDDING_DIM, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Item ids and ``[num_items, dim]`` unit embeddings around ``num_items // 500`` centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(num_items // 500, 1), dim)).astype(np.float32)
+    embeddings = centres[rng.integers(0, len(centres), num_items)]
+    embeddings += 0.5 * rng.normal(size=embeddings.shape).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return np.array([f"item-{i}" for i in range(num_items)]), embeddings
+
+
+def build_exports(
+    query_tower: Any, ids: np.ndarray, embeddings: np.ndarray, export_dir: Path
+) -> tuple[dict[str, Path], Any, dict[str, Any]]:
+    """Writes the ``EXPORTS`` SavedModels (skipping ones already there); returns their paths, the
+    ScaNN layer (the naive path searches the same index) and what the index builder chose."""
+    import tensorflow as tf
+
+    from tfrecs_llm.config import IndexConfig, ModelConfig, RankingConfig
+    from tfrecs_llm.export.signatures import RecommendModule
+    from tfrecs_llm.export.tf_serving import SAVE_OPTIONS
+    from tfrecs_llm.index import build_index
+    from tfrecs_llm.ranking.stage import RankingStage
+    from tfrecs_llm.towers import ItemTower
+
+    num_candidates = RankingConfig().num_candidates
+    titles = [f"synthetic item {i}" for i in range(len(ids))]
+    item_tower = ItemTower(["synthetic"], ModelConfig(embedding_dim=EMBEDDING_DIM))
+    paths, indexes, choices = {}, {}, {}
+    for name, (kind, jit_compile) in EXPORTS.items():
+        paths[name] = export_dir / name
+        if kind not in indexes:
+            start = time.perf_counter()
+            # The export builds its index at k = max(index.k, ranking.num_candidates).
+            indexes[kind], choice = build_index(ids, embeddings, IndexConfig(kind=kind), k=max(K, num_candidates))
+            choices[kind] = {"kind": choice.kind, "build_s": round(time.perf_counter() - start, 1)}
+            if choice.scann is not None:
+                choices[kind]["parameters"] = choice.scann.parameters
+            print(f"built {kind} index over {len(ids)} items in {choices[kind]['build_s']} s", flush=True)
+        if (paths[name] / "saved_model.pb").is_file():
+            continue
+        start = time.perf_counter()
+        stage = RankingStage(indexes[kind], None, ids, embeddings, titles, titles, num_candidates)
+        module = RecommendModule(query_tower, item_tower, stage, K, embeds_items=False, jit_compile=jit_compile)
+        tf.saved_model.save(module, str(paths[name]), signatures=module.signatures(), options=SAVE_OPTIONS)
+        print(f"exported {name} in {time.perf_counter() - start:.0f} s", flush=True)
+    return paths, indexes["scann"], choices
+
+
+def naive_paths(preset: str, projection: Any, scann: Any, embeddings: np.ndarray) -> dict[str, Callable]:
+    """The keras-hub path as a user writes it: text -> pooled BERT -> projection -> top-k."""
+    import keras_hub
+    import tensorflow as tf
+
+    tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    packer = keras_hub.layers.StartEndPacker(
+        start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id, pad_value=tokenizer.pad_token_id,
+        sequence_length=QUERY_TOKENS, return_padding_mask=True,
+    )
+    kernel, bias = (tf.constant(w) for w in projection.get_weights())
+    items = tf.constant(embeddings)
+
+    @tf.function
+    def embed(texts: tf.Tensor) -> tf.Tensor:
+        token_ids, mask = packer(tokenizer(texts))
+        outputs = backbone({"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": mask})
+        weights = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
+        pooled = tf.reduce_sum(outputs["sequence_output"] * weights, 1) / tf.reduce_sum(weights, 1)
+        return tf.math.l2_normalize(tf.matmul(pooled, kernel) + bias, axis=-1)
+
+    @tf.function
+    def exact(queries: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.math.top_k(tf.matmul(queries, items, transpose_b=True), K)
+
+    return {
+        "naive_encoder": lambda texts: embed(texts).numpy(),
+        "naive_scann": lambda texts: scann(embed(texts), k=K)[1].numpy(),
+        "naive_exact": lambda texts: exact(embed(texts))[1].numpy(),
+    }
+
+
+def saved_model_paths(paths: dict[str, Path]) -> dict[str, Callable]:
+    """Our exports, loaded from disk as a server loads them, called through their signatures."""
+    import scann  # noqa: F401  (registers the ScaNN ops)
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the TF Text ops)
+
+    loaded = {name: tf.saved_model.load(str(path)) for name, path in paths.items()}
+
+    def signature(name: str, signature_name: str, output: str) -> Callable:
+        function = loaded[name].signatures[signature_name]
+        return lambda texts: function(user_text=texts)[output].numpy()
+
+    calls = {f"ours_{name}": signature(name, "serving_default", "item_ids") for name in paths}
+    calls["ours_encoder_xla"] = signature("scann_xla", "embed_query", "embeddings")
+    calls["ours_encoder_plain"] = signature("scann_plain", "embed_query", "embeddings")
+    return calls
+
+
+def interleaved(calls: dict[str, Callable], inputs: list[Any], rounds: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seconds per call of every path; each round calls every path once, in a shuffled order."""
+    rng = random.Random(seed)
+    names, seconds = list(calls), {name: [] for name in calls}
+    for i in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            start = time.perf_counter()
+            calls[name](inputs[i % len(inputs)])
+            seconds[name].append(time.perf_counter() - start)
+    return {name: np.array(values) for name, values in seconds.items()}
+
+
+def profile_pieces(encoder: Any, query_tower: Any, scann: Any, texts: list[str], rounds: int) -> dict[str, dict]:
+    """Median ms of each piece of the query path at batch 1 and 64, each in its own tf.function."""
+    import tensorflow as tf
+
+    pieces = {
+        "tokenize (TF Text + pack + trim)": lambda t, _: encoder.tokenize(t, 16),
+        "BERT + pooling, graph": lambda _, tok: encoder.pool_tokens(*tok, training=False),
+        "BERT + pooling, XLA": tf.function(lambda _, tok: encoder.pool_tokens(*tok, training=False), jit_compile=True),
+        "projection + L2": lambda _, tok: query_tower.project(tf.zeros([tf.shape(tok[0])[0], encoder.hidden_dim])),
+        "ScaNN top-10 of 1M": lambda _, tok: scann(tf.zeros([tf.shape(tok[0])[0], EMBEDDING_DIM]) + 0.125, k=K),
+    }
+    pieces = {name: piece if hasattr(piece, "get_concrete_function") else tf.function(piece) for name, piece in pieces.items()}
+    result = {}
+    for batch, repeats in ((1, rounds), (BATCH, max(rounds // 25, 3))):
+        inputs = [tf.constant(texts[i : i + batch] if batch > 1 else texts[i : i + 1]) for i in range(0, len(texts), batch)]
+        tokens = [encoder.tokenize(t, 16) for t in inputs]
+        calls = {name: (lambda p: lambda j: p(inputs[j], tokens[j]))(piece) for name, piece in pieces.items()}
+        for call in calls.values():
+            call(0)
+        seconds = interleaved(calls, list(range(len(inputs))), repeats)
+        result[f"batch_{batch}"] = {name: round(float(np.median(s)) * 1e3, 3) for name, s in seconds.items()}
+    return result
+
+
+def summarize(single: dict[str, np.ndarray], batch: dict[str, np.ndarray]) -> dict[str, dict]:
+    return {
+        name: {
+            "p50_ms": round(float(np.median(single[name])) * 1e3, 2),
+            "p99_ms": round(float(np.percentile(single[name], 99)) * 1e3, 2),
+            "batch64_queries_per_s": round(BATCH / float(np.median(batch[name])), 1),
+        }
+        for name in single
+    }
+
+
+def plot(paths: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(paths)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    p50 = [paths[n]["p50_ms"] for n in names]
+    p99 = [paths[n]["p99_ms"] for n in names]
+    colors = ["tab:gray" if n.startswith("naive") else "tab:blue" for n in names]
+    left.barh(names, p50, color=colors, xerr=[[0] * len(names), np.subtract(p99, p50)], capsize=3)
+    left.set_xlabel(f"1 query of {QUERY_TOKENS} tokens: p50 ms (whisker: p99)")
+    right.barh(names, [paths[n]["batch64_queries_per_s"] for n in names], color=colors)
+    right.set_xlabel(f"batches of {BATCH} queries: queries/s")
+    right.set_yticklabels([])
+    for axis in (left, right):
+        axis.invert_yaxis()
+        axis.grid(axis="x", alpha=0.3)
+    fig.suptitle("Query latency, 1M items: naive keras-hub (grey) vs exported SavedModels (blue)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, default=200, help="1-query calls per path (after warm-up)")
+    parser.add_argument("--batch-rounds", type=int, default=5, help="64-query batches per path")
+    parser.add_argument("--export-dir", type=Path, help="keep the exports here (default: a temporary folder)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "query_latency.json")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    import tf_keras
+
+    from tfrecs_llm.config import EncoderConfig
+    from tfrecs_llm.text.checkpoint import resolve_preset
+    from tfrecs_llm.text.encoder import TextEncoder
+    from tfrecs_llm.towers import QueryTower
+
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    export_dir = args.export_dir or Path(tempfile.mkdtemp(prefix="query_latency_"))
+    export_dir = export_dir / f"{args.items}_items"
+    config = EncoderConfig()
+    encoder = TextEncoder.from_config_section(config)
+    tf_keras.utils.set_random_seed(0)
+    query_tower = QueryTower(encoder, EMBEDDING_DIM)
+    query_tower({"user_text": tf.constant(["warm up"])})
+    if (export_dir / "projection.npz").is_file():  # reused exports: the naive path needs their projection
+        saved = np.load(export_dir / "projection.npz")
+        query_tower.projection.set_weights([saved["kernel"], saved["bias"]])
+    texts = exact_length_texts(encoder.tokenizer, 4 * BATCH)
+    print(f"{len(texts)} query texts of exactly {QUERY_TOKENS} tokens", flush=True)
+
+    ids, embeddings = synthetic_items(args.items)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(export_dir / "projection.npz", **dict(zip(["kernel", "bias"], query_tower.projection.get_weights())))
+    paths, scann, index_choices = build_exports(query_tower, ids, embeddings, export_dir)
+    sizes = {name: round(sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 1e6, 1) for name, p in paths.items()}
+
+    calls = {**naive_paths(resolve_preset(config.preset), query_tower.projection, scann, embeddings), **saved_model_paths(paths)}
+    singles = [tf.constant([t]) for t in texts]
+    batches = [tf.constant(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
+    print("warming up (XLA compiles one program per input shape) ...", flush=True)
+    for call in calls.values():
+        call(singles[0]), call(batches[0])
+    interleaved(calls, singles, 5, seed=1)
+
+    batch_texts = batches[0]
+    naive_embeddings = calls["naive_encoder"](batch_texts)
+    cosines = {
+        name: float(np.min(np.sum(calls[name](batch_texts) * naive_embeddings, axis=1)))
+        for name in ("ours_encoder_xla", "ours_encoder_plain")
+    }
+    naive_top = calls["naive_scann"](batch_texts)
+    ours_top = calls["ours_scann_xla"](batch_texts)
+    top_agreement = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(naive_top, ours_top)]))
+    print(f"min cosine to naive: {cosines}; top-10 overlap with naive ScaNN: {top_agreement:.3f}", flush=True)
+
+    print(f"1 query: {args.calls} calls per path ...", flush=True)
+    single = interleaved(calls, singles, args.calls)
+    print(f"batches of {BATCH}: {args.batch_rounds} per path ...", flush=True)
+    batch = interleaved(calls, batches, args.batch_rounds)
+    results = summarize(single, batch)
+    print("profile of the pieces ...", flush=True)
+    pieces = profile_pieces(encoder, query_tower, scann, texts, rounds=100)
+
+    def ratio(naive: str, ours: str) -> dict[str, float]:
+        paired = np.median(single[naive] / single[ours])
+        return {
+            "p50_speedup": round(results[naive]["p50_ms"] / results[ours]["p50_ms"], 2),
+            "paired_median_speedup": round(float(paired), 2),
+            "batch64_speedup": round(results[ours]["batch64_queries_per_s"] / results[naive]["batch64_queries_per_s"], 2),
+        }
+
+    report = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "setup": {
+            "items": args.items, "embedding_dim": EMBEDDING_DIM, "k": K, "query_tokens": QUERY_TOKENS,
+            "batch": BATCH, "calls": args.calls, "batch_rounds": args.batch_rounds,
+            "encoder": config.preset, "index": index_choices, "export_sizes_mb": sizes,
+            "note": "paths are called in turn (shuffled each round) in one process; ours load from disk",
+        },
+        "paths": results,
+        "speedups": {
+            "end_to_end_scann (naive_scann / ours_scann_xla)": ratio("naive_scann", "ours_scann_xla"),
+            "end_to_end_scann_without_xla (naive_scann / ours_scann_plain)": ratio("naive_scann", "ours_scann_plain"),
+            "end_to_end_exact (naive_exact / ours_brute_force_xla)": ratio("naive_exact", "ours_brute_force_xla"),
+            "encoder (naive_encoder / ours_encoder_xla)": ratio("naive_encoder", "ours_encoder_xla"),
+        },
+        "numerics": {"min_cosine_to_naive": cosines, "top10_overlap_with_naive_scann": round(top_agreement, 4)},
+        "pieces_median_ms": pieces,
+        "machine": {
+            "cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,
+            "intra_inter_op_threads": [
+                tf.config.threading.get_intra_op_parallelism_threads(),
+                tf.config.threading.get_inter_op_parallelism_threads(),
+            ],
+            "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    plot(results, args.output.with_suffix(".png"))
+    for name, row in results.items():
+        print(f"{name:28s} p50 {row['p50_ms']:8.2f} ms  p99 {row['p99_ms']:8.2f} ms  {row['batch64_queries_per_s']:8.1f} q/s")
+    print(json.dumps(report["speedups"], indent=1))
+    print(f"wrote {args.output} and {args.output.with_suffix('.png')} in {report['seconds']} s")
+    if args.export_dir is None:
+        shutil.rmtree(export_dir.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
