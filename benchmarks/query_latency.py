@@ -180,23 +180,30 @@ def interleaved(calls: dict[str, Callable], inputs: list[Any], rounds: int, seed
     return {name: np.array(values) for name, values in seconds.items()}
 
 
-def profile_pieces(encoder: Any, query_tower: Any, scann: Any, texts: list[str], rounds: int) -> dict[str, dict]:
-    """Median ms of each piece of the query path at batch 1 and 64, each in its own tf.function."""
+def profile_pieces(
+    encoder: Any, query_tower: Any, scann: Any, num_items: int, texts: list[str], rounds: int
+) -> dict[str, dict]:
+    """Median ms of each piece of our query path at batch 1 and 64, each in its own tf.function."""
     import tensorflow as tf
 
-    pieces = {
-        "tokenize (TF Text + pack + trim)": lambda t, _: encoder.tokenize(t, 16),
-        "BERT + pooling, graph": lambda _, tok: encoder.pool_tokens(*tok, training=False),
-        "BERT + pooling, XLA": tf.function(lambda _, tok: encoder.pool_tokens(*tok, training=False), jit_compile=True),
-        "projection + L2": lambda _, tok: query_tower.project(tf.zeros([tf.shape(tok[0])[0], encoder.hidden_dim])),
-        "ScaNN top-10 of 1M": lambda _, tok: scann(tf.zeros([tf.shape(tok[0])[0], EMBEDDING_DIM]) + 0.125, k=K),
-    }
-    pieces = {name: piece if hasattr(piece, "get_concrete_function") else tf.function(piece) for name, piece in pieces.items()}
+    tokenize = tf.function(lambda t: encoder.tokenize(t, 16))
+    dense = lambda ids, mask: encoder.pool_tokens(ids, mask, training=False)  # noqa: E731
+    graph, xla = tf.function(dense), tf.function(dense, jit_compile=True)
+    project = tf.function(query_tower.project)
+    search = tf.function(lambda queries: scann(queries, k=K))
     result = {}
     for batch, repeats in ((1, rounds), (BATCH, max(rounds // 25, 3))):
-        inputs = [tf.constant(texts[i : i + batch] if batch > 1 else texts[i : i + 1]) for i in range(0, len(texts), batch)]
-        tokens = [encoder.tokenize(t, 16) for t in inputs]
-        calls = {name: (lambda p: lambda j: p(inputs[j], tokens[j]))(piece) for name, piece in pieces.items()}
+        inputs = [tf.constant(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+        tokens = [tokenize(t) for t in inputs]
+        pooled = [graph(*t) for t in tokens]
+        queries = [project(p) for p in pooled]
+        calls = {
+            "tokenize (TF Text + pack + trim)": lambda j: tokenize(inputs[j]),
+            "BERT + pooling, graph": lambda j: graph(*tokens[j]),
+            "BERT + pooling, XLA": lambda j: xla(*tokens[j]),
+            "projection + L2": lambda j: project(pooled[j]),
+            f"ScaNN top-{K} of {num_items} items": lambda j: search(queries[j]),
+        }
         for call in calls.values():
             call(0)
         seconds = interleaved(calls, list(range(len(inputs))), repeats)
@@ -301,7 +308,7 @@ def main() -> None:
     batch = interleaved(calls, batches, args.batch_rounds)
     results = summarize(single, batch)
     print("profile of the pieces ...", flush=True)
-    pieces = profile_pieces(encoder, query_tower, scann, texts, rounds=100)
+    pieces = profile_pieces(encoder, query_tower, scann, args.items, texts, rounds=100)
 
     def ratio(naive: str, ours: str) -> dict[str, float]:
         paired = np.median(single[naive] / single[ours])

@@ -12,7 +12,8 @@ and tokenization alone (texts/s). Writes benchmarks/results/training_speed.json 
 
     python -m benchmarks.training_speed [--quick]
 
-``--quick`` times 5 steps per mode and skips the quality runs (about 3 minutes on 2 cores).
+``--quick`` times 5 steps per mode and skips the quality runs: about 3 CPU-minutes against 10
+for the full run (20 minutes of wall time on a 2-core machine shared with other jobs).
 """
 
 from __future__ import annotations

@@ -147,8 +147,7 @@ class Recommender:
     def query_embeddings(self, user_texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """``[len(user_texts), embedding_dim]`` unit-norm query embeddings from raw text."""
         if self.config.encoder.trainable == "frozen" and len(user_texts):
-            texts = list(user_texts)
-            return self.model.query_tower.project(self._pooled(texts), tf.constant(texts)).numpy()
+            return self.model.query_tower.project(self._pooled(list(user_texts))).numpy()
         parts = [
             self._encode_queries(tf.constant(list(user_texts[i : i + batch_size]), tf.string)).numpy()
             for i in range(0, len(user_texts), batch_size)
@@ -383,7 +382,7 @@ class Recommender:
         catalog.id_vocabulary = np.array((path / "id_vocabulary.txt").read_text().splitlines(), dtype=str)
         model = build_model(config, encoder, catalog)
         model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
-        model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim]), "user_text": tf.constant([""])})
+        model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
         cls._weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
         recommender = cls(config, encoder, catalog, model)
         if (path / "ranker_tables.npz").is_file():

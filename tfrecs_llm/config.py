@@ -98,10 +98,6 @@ class ModelConfig:
         ``bag_of_words`` (a light learned encoder over description words).
     item_id_embedding_dim: 0 disables the item-id embedding; unknown ids use the OOV bucket(s).
     item_id_dropout: share of training ids replaced by the OOV bucket (teaches text-only items).
-    query_hidden_units: a ReLU layer of this width between pooled BERT and the query projection
-        (0 = a linear projection).
-    query_word_buckets: hashed word and bigram embeddings of the user text added to the query
-        embedding (0 = BERT only); they keep the exact titles a user text names.
     """
 
     embedding_dim: int = 64
@@ -110,8 +106,6 @@ class ModelConfig:
     num_oov_buckets: int = 1
     item_id_dropout: float = 0.1
     bag_of_words_vocab_size: int = 20000
-    query_hidden_units: int = 0
-    query_word_buckets: int = 0
 
     def validate(self) -> None:
         if self.item_text_encoder not in ITEM_TEXT_ENCODERS:
@@ -123,9 +117,6 @@ class ModelConfig:
             raise ValueError(f"model.embedding_dim must be >= 1, got {self.embedding_dim}")
         if not 0 <= self.item_id_dropout < 1:
             raise ValueError(f"model.item_id_dropout must be in [0, 1), got {self.item_id_dropout}")
-        for name in ("query_hidden_units", "query_word_buckets"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"model.{name} must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.num_oov_buckets < 1:
             raise ValueError(f"model.num_oov_buckets must be >= 1, got {self.num_oov_buckets}")
 

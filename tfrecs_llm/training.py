@@ -85,12 +85,7 @@ class Catalog:
 
 def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:
     """Assembles the towers, the retrieval task (with FactorizedTopK metrics) and an optimizer."""
-    query_tower = QueryTower(
-        encoder,
-        config.model.embedding_dim,
-        hidden_units=config.model.query_hidden_units,
-        word_buckets=config.model.query_word_buckets,
-    )
+    query_tower = QueryTower(encoder, config.model.embedding_dim)
     item_tower = ItemTower(
         catalog.id_vocabulary,
         config.model,
@@ -153,11 +148,12 @@ def example_features(
         raise ValueError("training events reference items missing from the catalog")
     rows = rows.astype(int)
     features = catalog.features(rows)
-    features["user_text"] = examples["user_text"].to_numpy(dtype=str)
     if config.encoder.trainable == "frozen":
         features["user_text_embedding"] = embed_texts(
             encoder, examples["user_text"].to_numpy(), verbose=verbose, description="embedding user texts"
         )
+    else:
+        features["user_text"] = examples["user_text"].to_numpy(dtype=str)
     counts = np.bincount(rows, minlength=len(catalog.item_ids)).astype(np.float64)
     features["item_probability"] = (counts / counts.sum())[rows].astype(np.float32)
     return features

@@ -112,6 +112,20 @@ def test_trained_model_beats_popularity(executed) -> None:
 
 
 @pytest.mark.integration
+def test_ranker_lifts_ndcg_and_lambda_adds_diversity(executed) -> None:
+    notebook, error = executed["02_ranking_and_diversity"]
+    assert error is None, error[-3000:]
+    text = _text_outputs(notebook)
+    ndcg = re.search(r"NDCG@10: retrieval order ([\d.]+), ranker at lambda=0 ([\d.]+)", text)
+    entropy = re.search(r"category entropy@10: retrieval order ([\d.]+), highest ([\d.]+)", text)
+    assert ndcg and entropy, "the notebook did not print its NDCG and entropy summary"
+    retrieval_ndcg, ranker_ndcg = map(float, ndcg.groups())
+    retrieval_entropy, highest_entropy = map(float, entropy.groups())
+    assert ranker_ndcg > retrieval_ndcg, (ranker_ndcg, retrieval_ndcg)
+    assert highest_entropy > retrieval_entropy, (highest_entropy, retrieval_entropy)
+
+
+@pytest.mark.integration
 def test_served_model_answers_like_the_savedmodel(executed) -> None:
     notebook, error = executed["03_export_and_serve"]
     assert error is None, error[-3000:]

@@ -111,3 +111,20 @@ def test_training_resumes_from_the_latest_checkpoint(tables, tmp_path) -> None:
     )
     assert int(longer.model.optimizer.iterations.numpy()) == 2 * steps_after_first
     assert not np.allclose(longer.encoder.backbone.token_embedding.embeddings.numpy(), bert_after_first)
+
+
+def test_items_without_training_events_embed_like_fresh_items(tables) -> None:
+    """An id that never trained must not carry a random embedding: it uses the OOV bucket, the
+    same vector a fresh item with the same text gets."""
+    items, train, _ = tables
+    cold = "space-7"
+    recommender = Recommender.train(
+        items, train[train["item_id"] != cold], _config(**{"train.epochs": 1}),
+        encoder=make_tiny_encoder(), verbose=False,
+    )
+    assert cold not in set(recommender.catalog.id_vocabulary)
+    row = int(recommender.catalog.rows_of([cold])[0])
+    features = recommender.catalog.features(np.array([row]))
+    as_fresh = {**features, "item_id": np.array(["never-seen-id"])}
+    tower = recommender.model.item_tower
+    np.testing.assert_allclose(tower(features).numpy(), tower(as_fresh).numpy(), atol=1e-6)

@@ -26,6 +26,9 @@ class RecommendModule(tf.Module):
         diversity [batch])`` -> the same; the history grounds "Because you liked X" reasons and
         ``diversity`` in [0, 1] re-ranks with MMR (0 = relevance order).
       ``embed_query(user_text)`` -> ``embeddings [batch, embedding_dim]``.
+      ``recommend_from_embedding(query_embedding [batch, embedding_dim], user_text,
+        exclude_item_ids, history_item_ids, diversity)`` -> as ``recommend``, for a query
+        embedding ``embed_query`` returned earlier (servers cache them for repeated texts).
       ``embed_items(item_id [batch], item_text [batch])`` -> ``embeddings`` (when the item
         tower reads the same encoder as the query tower: frozen or bag-of-words).
     """
@@ -58,10 +61,13 @@ class RecommendModule(tf.Module):
         return self.query_tower.encoder(texts, training=False)
 
     def _embed(self, user_text: tf.Tensor) -> tf.Tensor:
-        return self.query_tower.project(self._encode(user_text), user_text)
+        return self.query_tower.project(self._encode(user_text))
 
     def _recommend(self, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
-        outputs = self.stage.recommend(self._embed(user_text), exclude, self.k, diversity)
+        return self._rank(self._embed(user_text), user_text, exclude, history, diversity)
+
+    def _rank(self, query_embedding, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
+        outputs = self.stage.recommend(query_embedding, exclude, self.k, diversity)
         reasons = self.stage.reasons(outputs["rows"], history, user_text)
         return {"item_ids": outputs["item_ids"], "scores": outputs["scores"], "reasons": reasons}
 
@@ -78,6 +84,12 @@ class RecommendModule(tf.Module):
     @tf.function(input_signature=[_TEXT, _EXCLUDE, _HISTORY, _DIVERSITY])
     def serve_full(self, user_text, exclude_item_ids, history_item_ids, diversity) -> dict[str, tf.Tensor]:
         return self._recommend(user_text, exclude_item_ids, history_item_ids, diversity)
+
+    @tf.function
+    def serve_from_embedding(
+        self, query_embedding, user_text, exclude_item_ids, history_item_ids, diversity
+    ) -> dict[str, tf.Tensor]:
+        return self._rank(query_embedding, user_text, exclude_item_ids, history_item_ids, diversity)
 
     @tf.function(input_signature=[_TEXT])
     def embed_query(self, user_text: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -98,6 +110,10 @@ class RecommendModule(tf.Module):
             "recommend_with_exclusions": self.serve_with_exclusions.get_concrete_function(),
             "recommend": self.serve_full.get_concrete_function(),
             "embed_query": self.embed_query.get_concrete_function(),
+            "recommend_from_embedding": self.serve_from_embedding.get_concrete_function(
+                tf.TensorSpec([None, self.query_tower.embedding_dim], tf.float32, name="query_embedding"),
+                _TEXT, _EXCLUDE, _HISTORY, _DIVERSITY,
+            ),
         }
         if self.embeds_items:
             signatures["embed_items"] = self.embed_items.get_concrete_function()

@@ -49,12 +49,14 @@ def serve(
     event_log_path: str | Path | None = None,
     limits: "RestLimits | None" = None,
     log_level: str = "info",
+    query_cache_size: int = 1024,
 ) -> None:
     """Serves ``model_base_path`` (the folder holding the integer version folders, as TF Serving's
     ``--model_base_path``) until interrupted: REST on ``rest_port``, gRPC on ``grpc_port`` if set.
 
     New versions are picked up every ``poll_seconds``; ``keep_versions`` (if set) deletes older
-    version folders. Feedback goes to ``event_log_path`` (default
+    version folders; the query embeddings of the last ``query_cache_size`` distinct user texts are
+    cached (0: off). Feedback goes to ``event_log_path`` (default
     ``<model_base_path>/events.sqlite``; TF Serving ignores non-numeric entries there).
     The endpoints have no authentication: keep the default loopback ``host`` unless a proxy in
     front of the server authenticates requests.
@@ -68,7 +70,9 @@ def serve(
 
     if not _is_loopback(host):
         logger.warning("binding %s: the endpoints are reachable from the network without authentication", host)
-    manager = ModelManager(model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded)
+    manager = ModelManager(
+        model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded, query_cache_size
+    )
     manager.start()
     event_log = EventLog(event_log_path or Path(model_base_path) / "events.sqlite")
     grpc_server = None

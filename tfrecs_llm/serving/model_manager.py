@@ -32,6 +32,7 @@ from tfrecs_llm.data.schema import require_columns
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.export.layout import versions
 from tfrecs_llm.export.warmup import replay_warmup_requests
+from tfrecs_llm.serving.query_cache import TEXT_SIGNATURES, CachedQueries
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +89,12 @@ class LoadedVersion:
     """A loaded version: its signatures, signature defs, model card and (optional) catalog.
 
     ``builder`` is a `UserTextBuilder` over ``assets.extra/items.csv`` with the export's
-    ``config.data`` (None when the export has no items.csv).
+    ``config.data`` (None when the export has no items.csv). ``query_cache`` keeps the query
+    embeddings of up to ``query_cache_size`` recent texts (None when 0, or when the export
+    lacks ``recommend_from_embedding``).
     """
 
-    def __init__(self, model_name: str, version: int, path: Path) -> None:
+    def __init__(self, model_name: str, version: int, path: Path, query_cache_size: int = 0) -> None:
         self.model_name = model_name
         self.version = version
         self.path = path
@@ -103,6 +106,11 @@ class LoadedVersion:
         # The loaded object owns the variables the signature functions capture: keep it.
         self._saved_model = tf.saved_model.load(str(path))
         self._signatures = dict(self._saved_model.signatures)
+        self.query_cache = (
+            CachedQueries(self._signatures, query_cache_size)
+            if query_cache_size and CachedQueries.supports(self._signatures)
+            else None
+        )
         items_csv = path / "assets.extra" / "items.csv"
         data_config = DataConfig(**self.model_card.get("config", {}).get("data", {}))
         self.builder = _user_text_builder(items_csv, data_config) if items_csv.is_file() else None
@@ -127,7 +135,10 @@ class LoadedVersion:
         if len(set(batch_sizes.values())) > 1:
             raise InvalidRequest(f"inputs must share the batch size (dimension 0); got {batch_sizes}")
         try:
-            outputs = function(**tensors)
+            if self.query_cache is not None and signature_name in TEXT_SIGNATURES:
+                outputs = self.query_cache.run(signature_name, tensors)
+            else:
+                outputs = function(**tensors)
         except tf.errors.InvalidArgumentError as error:
             raise InvalidRequest(error.message) from error
         return {name: value.numpy() for name, value in outputs.items()}
@@ -149,6 +160,8 @@ class ModelManager:
         keep_versions: if set, after each poll delete all but the newest ``keep_versions``
             version folders at or below the served one (never a loaded one, never newer ones).
         keep_previous_loaded: keep the replaced version loaded (requests may name it).
+        query_cache_size: query embeddings of this many recent user texts are kept per loaded
+            version, so a repeated text skips BERT (0 disables the cache).
     """
 
     def __init__(
@@ -158,16 +171,20 @@ class ModelManager:
         poll_seconds: float = 2.0,
         keep_versions: int | None = None,
         keep_previous_loaded: bool = False,
+        query_cache_size: int = 1024,
     ) -> None:
         if keep_versions is not None and keep_versions < 1:
             raise ValueError(f"keep_versions must be >= 1 (or None to keep all), got {keep_versions}")
         if poll_seconds <= 0:
             raise ValueError(f"poll_seconds must be > 0, got {poll_seconds}")
+        if query_cache_size < 0:
+            raise ValueError(f"query_cache_size must be >= 0 (0 disables the cache), got {query_cache_size}")
         self.model_base_path = Path(model_base_path)
         self.model_name = model_name
         self.poll_seconds = poll_seconds
         self.keep_versions = keep_versions
         self.keep_previous_loaded = keep_previous_loaded
+        self.query_cache_size = query_cache_size
         self._changed = threading.Condition()  # guards the three fields below
         self._served: dict[int, LoadedVersion] = {}
         self._latest: int | None = None
@@ -270,7 +287,7 @@ class ModelManager:
         self._set_status(VersionStatus(version, "LOADING"))
         try:
             _check_complete(path)
-            loaded = LoadedVersion(self.model_name, version, path)
+            loaded = LoadedVersion(self.model_name, version, path, self.query_cache_size)
             warmed = replay_warmup_requests(path, loaded.run)
         except Exception as error:  # any failure refuses the version, never the server
             code = _status_code(error)
