@@ -9,6 +9,7 @@ BENCHMARKS = [
     ["benchmarks.ranking_tradeoff"],
     ["benchmarks.load_test", "--seconds", "20"],
     ["benchmarks.index_speed"],
+    ["benchmarks.query_latency"],
     ["benchmarks.training_speed"],  # ~10 CPU-minutes; `--quick`: ~3
 ]
 

@@ -86,7 +86,8 @@ def test_versions_increase_and_signatures_are_documented(recommender, tmp_path) 
     assert (entry.name, entry.base_path, entry.model_platform) == ("tiny", "/models/tiny", "tensorflow")
     loaded = tf.saved_model.load(str(second))
     assert set(loaded.signatures) == {
-        "serving_default", "recommend_with_exclusions", "recommend", "embed_query", "embed_items"
+        "serving_default", "recommend_with_exclusions", "recommend", "embed_query", "embed_items",
+        "recommend_from_embedding",
     }
     outputs = loaded.signatures["serving_default"].structured_outputs
     assert outputs["item_ids"].dtype == tf.string and outputs["scores"].dtype == tf.float32

@@ -27,12 +27,16 @@ def test_bad_cache_size_is_refused(tmp_path) -> None:
 
 
 def test_cached_answers_match_uncached_ones_and_repeats_skip_bert() -> None:
-    path = exported_tiny_model()
-    cached, plain = LoadedVersion("tiny", 1, path, query_cache_size=16), LoadedVersion("tiny", 1, path)
-    assert plain.query_cache is None
+    model = LoadedVersion("tiny", 1, exported_tiny_model(), query_cache_size=16)
+    cache = model.query_cache
+    assert LoadedVersion("tiny", 1, exported_tiny_model()).query_cache is None  # size 0: off
     embedded: list[int] = []
-    embed = cached.query_cache._embed
-    cached.query_cache._embed = lambda user_text: embedded.append(len(user_text)) or embed(user_text=user_text)
+    embed = cache._embed
+    cache._embed = lambda user_text: embedded.append(len(user_text)) or embed(user_text=user_text)
+
+    def run(signature: str, inputs: dict, cached: bool) -> dict:
+        model.query_cache = cache if cached else None
+        return model.run(signature, inputs)
 
     full = {
         "user_text": TEXTS,
@@ -46,15 +50,15 @@ def test_cached_answers_match_uncached_ones_and_repeats_skip_bert() -> None:
         "recommend": full,
     }
     for signature, inputs in requests.items():
-        want, got = plain.run(signature, inputs), cached.run(signature, inputs)
+        want, got = run(signature, inputs, cached=False), run(signature, inputs, cached=True)
         np.testing.assert_array_equal(got["item_ids"], want["item_ids"])
         np.testing.assert_array_equal(got["reasons"], want["reasons"])
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-5)
     np.testing.assert_allclose(
-        cached.run("embed_query", {"user_text": TEXTS})["embeddings"],
-        plain.run("embed_query", {"user_text": TEXTS})["embeddings"],
+        run("embed_query", {"user_text": TEXTS}, cached=True)["embeddings"],
+        run("embed_query", {"user_text": TEXTS}, cached=False)["embeddings"],
         atol=1e-5,
     )
     # BERT ran once, on the three distinct texts; every later request was answered from the cache.
     assert embedded == [3]
-    assert cached.query_cache.cache.misses == 4 and cached.query_cache.cache.hits == 4 * len(TEXTS) - 4
+    assert cache.cache.misses == 4 and cache.cache.hits == 4 * len(TEXTS) - 4
