@@ -37,6 +37,15 @@ def make_tiny_encoder(sequence_length: int = 32, seed: int = 0):
     return TextEncoder(backbone, tokenizer, sequence_length=sequence_length)
 
 
+def save_tiny_preset(directory, sequence_length: int = 32):
+    """Writes the tiny BERT as a keras-hub preset directory (for ``encoder.preset`` in CLI runs);
+    returns the directory."""
+    encoder = make_tiny_encoder(sequence_length=sequence_length)
+    encoder.backbone.save_to_preset(str(directory))
+    encoder.tokenizer.save_to_preset(str(directory))
+    return directory
+
+
 @pytest.fixture
 def tiny_encoder():
     return make_tiny_encoder()

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import make_tiny_encoder
+from tests.conftest import save_tiny_preset
 from tests.unit.tiny_data import tiny_interactions, tiny_items
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.config import Config
@@ -82,10 +82,7 @@ def _wait(workers: list[subprocess.Popen], logs: list[Path]) -> None:
 
 
 def test_two_workers_train_the_same_model_as_one_process(tmp_path) -> None:
-    preset = tmp_path / "tiny_bert"
-    encoder = make_tiny_encoder(sequence_length=32)
-    encoder.backbone.save_to_preset(str(preset))
-    encoder.tokenizer.save_to_preset(str(preset))
+    preset = save_tiny_preset(tmp_path / "tiny_bert")
     tiny_items().to_csv(tmp_path / "items.csv", index=False)
     tiny_interactions().to_csv(tmp_path / "events.csv", index=False)
     settings = {**SETTINGS, "encoder.preset": str(preset)}

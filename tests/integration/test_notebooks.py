@@ -47,11 +47,9 @@ def executed(tmp_path_factory) -> dict:
     results = {"output": output}
     for name in FIGURES:
         notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        kernel = KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
         client = NotebookClient(
-            notebook,
-            km=KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs),
-            timeout=600,
-            resources={"metadata": {"path": str(NOTEBOOKS)}},
+            notebook, km=kernel, timeout=600, resources={"metadata": {"path": str(NOTEBOOKS)}}
         )
         started = time.perf_counter()
         try:
@@ -59,6 +57,11 @@ def executed(tmp_path_factory) -> dict:
             error = None
         except CellExecutionError as failure:
             error = str(failure)
+        finally:
+            # nbclient shuts down only kernels it created; an idle TensorFlow kernel left
+            # running keeps using CPU for the rest of the test run.
+            if kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
         print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
         results[name] = (notebook, error)
     return results

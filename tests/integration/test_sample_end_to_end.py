@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import save_tiny_preset
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.sample import load_sample
@@ -92,11 +93,15 @@ def test_savedmodel_stores_bert_once(trained, tmp_path) -> None:
 
 
 def test_cli_train_export_recommend(tmp_path) -> None:
+    """The CLI's plumbing on the sample; a tiny BERT preset keeps it fast (the real checkpoint's
+    quality is covered above)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "tfrecs_llm", *args], capture_output=True, text=True, env=env, cwd=tmp_path
     )
-    fast = ["--set", "train.max_events_per_user=2", "--set", "encoder.sequence_length=32"]
+    preset = save_tiny_preset(tmp_path / "tiny_bert")
+    fast = ["--set", "train.max_events_per_user=2", "--set", "encoder.sequence_length=32",
+            "--set", f"encoder.preset={preset}"]
     trained = run("train", "--sample", "--output", "model", "--epochs", "1", "--quiet", *fast)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "popularity" in trained.stdout and (tmp_path / "model" / "metrics.json").is_file()

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
-from tests.conftest import make_tiny_encoder
+from tests.conftest import make_tiny_encoder, save_tiny_preset
 from tfrecs_llm.towers import QueryTower
 
 
@@ -74,3 +75,12 @@ def test_import_selects_legacy_keras() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("tf_keras")
+
+
+def test_sequence_length_beyond_the_checkpoint_is_refused_naming_the_field(tmp_path) -> None:
+    from tfrecs_llm.config import EncoderConfig
+    from tfrecs_llm.text.encoder import TextEncoder
+
+    preset = save_tiny_preset(tmp_path / "tiny_bert", sequence_length=32)
+    with pytest.raises(ValueError, match="encoder.sequence_length is 64 .* 32 tokens"):
+        TextEncoder.from_config_section(EncoderConfig(preset=str(preset), sequence_length=64))

@@ -60,7 +60,10 @@ class CandidateScorer(tf_keras.layers.Layer):
 
     def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         rows = features["candidate_rows"]
-        interaction = features["query_embedding"][:, tf.newaxis, :] * tf.gather(self.item_embeddings, rows)
+        # A dense read (not a gather on the variable, which would make every later dense read of
+        # the serving stage's shared item table copy it whole; see RankingStage.recommend).
+        item_embeddings = tf.gather(tf.convert_to_tensor(self.item_embeddings), rows)
+        interaction = features["query_embedding"][:, tf.newaxis, :] * item_embeddings
         inputs = tf.concat([interaction, self.normalize(self.scalar_features(features))], axis=-1)
         correction = tf.squeeze(self.output_layer(self.hidden(inputs)), axis=-1)
         return self.retrieval_weight * features["retrieval_score"] + correction

@@ -83,6 +83,13 @@ class TextEncoder(tf_keras.layers.Layer):
                 "Expected a local preset directory (config.json, weights, vocab.txt) or a "
                 "keras-hub preset already in the local cache."
             ) from error
+        limit = int(backbone.max_sequence_length)
+        if config.sequence_length > limit:
+            raise ValueError(
+                f"encoder.sequence_length is {config.sequence_length} but the BERT preset "
+                f"{config.preset!r} has position embeddings for {limit} tokens; set "
+                f"encoder.sequence_length <= {limit}"
+            )
         encoder = cls(backbone, tokenizer, sequence_length=config.sequence_length, **kwargs)
         apply_finetune_mode(encoder, config)
         return encoder
