@@ -270,7 +270,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=200, help="1-query calls per path (after warm-up)")
-    parser.add_argument("--batch-rounds", type=int, default=5, help="64-query batches per path")
+    parser.add_argument("--batch-rounds", type=int, default=8, help="64-query batches per path")
     parser.add_argument("--export-dir", type=Path, help="keep the exports here (default: a temporary folder)")
     parser.add_argument("--output", type=Path, default=RESULTS / "query_latency.json")
     parser.add_argument(

@@ -44,7 +44,7 @@ class RecommendModule(tf.Module):
     ) -> None:
         super().__init__()
         self.query_tower = query_tower
-        # XLA-compiled BERT (see tfrecs_llm.text.compiled): ~2x faster on CPU, but CPU TF
+        # XLA-compiled BERT (see tfrecs_llm.text.compiled): ~1.3x faster on CPU, but CPU TF
         # Serving then needs --xla_cpu_compilation_enabled=true.
         self.compiled_encoder = CompiledEncoder(query_tower.encoder) if jit_compile else None
         self.item_tower = item_tower

@@ -3,9 +3,10 @@
 Tokenization (TF Text ops) cannot be compiled, so it stays in the ordinary graph; the dense part
 (`TextEncoder.pool_tokens`: BERT + masked mean pooling) runs as one XLA program. XLA fuses
 BERT's elementwise ops (layer norms, GELU, softmax, bias adds) into the matrix products' loops,
-so batches no longer stream ``[batch, width, 1536]`` intermediates through memory: about 1.5x
-the queries/s of the plain graph on CPU. A single query is dominated by its matrix products and
-by reading BERT's 42 MB of weights, and gains less (see benchmarks/query_latency.py).
+so intermediates such as ``[batch, width, 1536]`` no longer round-trip through memory: about
+1.3x faster than the plain graph on a 2-core CPU, for one query and for batches (see
+benchmarks/query_latency.py). What remains is the matrix products and reading BERT's 42 MB of
+weights, which no compiler removes.
 
 XLA compiles one program per input shape (seconds each for MiniLM), so shapes are bucketed:
 widths are rounded up to a multiple of ``width_multiple`` and batches are padded to a power of
