@@ -84,3 +84,15 @@ def test_sequence_length_beyond_the_checkpoint_is_refused_naming_the_field(tmp_p
     preset = save_tiny_preset(tmp_path / "tiny_bert", sequence_length=32)
     with pytest.raises(ValueError, match="encoder.sequence_length is 64 .* 32 tokens"):
         TextEncoder.from_config_section(EncoderConfig(preset=str(preset), sequence_length=64))
+
+
+def test_embed_texts_traces_bert_once_per_encoder(tiny_encoder) -> None:
+    from tfrecs_llm.text.encoder import _inference_function, embed_texts
+
+    first = embed_texts(tiny_encoder, ["space rocket", "jazz"], verbose=False)
+    function = _inference_function(tiny_encoder)
+    again = embed_texts(tiny_encoder, ["jazz", "space rocket"], verbose=False)
+    assert _inference_function(tiny_encoder) is function
+    np.testing.assert_allclose(again, first[::-1], atol=1e-6)
+    tiny_encoder.backbone.enable_lora(2)
+    assert _inference_function(tiny_encoder) is not function

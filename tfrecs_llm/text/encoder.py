@@ -8,6 +8,7 @@ checkpoints restore them and ``tf.saved_model.save`` stores them exactly once.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,24 @@ class TextEncoder(tf_keras.layers.Layer):
         return config
 
 
+_INFERENCE_FUNCTIONS: "weakref.WeakKeyDictionary[TextEncoder, tuple[int, Any]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inference_function(encoder: TextEncoder) -> Any:
+    """One traced inference function per encoder: tracing BERT costs seconds, and every
+    `embed_texts` call (each evaluation batch, each added item) would otherwise pay it again.
+    Rebuilt when the backbone gains variables (``enable_lora``), which a trace would miss."""
+    num_variables = len(encoder.backbone.weights)
+    cached = _INFERENCE_FUNCTIONS.get(encoder)
+    if cached is None or cached[0] != num_variables:
+        owner = weakref.ref(encoder)  # the cache must not keep its key alive
+        function = tf.function(lambda batch: owner()(batch, training=False), reduce_retracing=True)
+        cached = _INFERENCE_FUNCTIONS[encoder] = (num_variables, function)
+    return cached[1]
+
+
 def embed_texts(
     encoder: TextEncoder,
     texts: list[str] | np.ndarray,
@@ -174,7 +193,7 @@ def embed_texts(
         return np.zeros((0, encoder.hidden_dim), np.float32)
     unique, inverse = np.unique(texts.astype(str), return_inverse=True)
     order = np.argsort([len(t) for t in unique], kind="stable")
-    encode = tf.function(lambda batch: encoder(batch, training=False), reduce_retracing=True)
+    encode = _inference_function(encoder)
     result = np.zeros((len(unique), encoder.hidden_dim), np.float32)
     progress = tf_keras.utils.Progbar(len(unique), unit_name="text", verbose=1 if verbose else 0)
     if verbose:
