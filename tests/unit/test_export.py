@@ -145,10 +145,12 @@ def test_scann_on_a_large_synthetic_catalog_finds_the_exact_neighbours() -> None
     vectors = (centers[rng.integers(0, 50, 20_000)] + 0.3 * rng.normal(size=(20_000, 32))).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.array([f"item{i}" for i in range(len(vectors))])
-    scann, choice = build_index(ids, vectors, IndexConfig(kind="auto", k=10))
-    assert choice.kind == "scann"
-    queries = vectors[:200] + 0.1 * rng.normal(size=(200, 32)).astype(np.float32)
+    # Tuned on a sample of queries, checked on other queries from the same distribution.
+    noisy = lambda rows: vectors[rows] + 0.1 * rng.normal(size=(len(rows), 32)).astype(np.float32)  # noqa: E731
+    scann, choice = build_index(ids, vectors, IndexConfig(kind="auto", k=10), query_embeddings=noisy(np.arange(200, 700)))
+    assert choice.kind == "scann" and choice.scann.recall >= 0.95
+    queries = noisy(np.arange(200))
     _, approx = scann(tf.constant(queries), k=10)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     recall = np.mean([len(set(a.astype(str)) & set(ids[e])) / 10 for a, e in zip(approx.numpy(), exact)])
-    assert recall >= 0.9
+    assert recall >= 0.9, recall
