@@ -7,13 +7,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_tiny_encoder
-from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tests.unit.tiny_data import tiny_split
 from tfrecs_llm.baselines.id_only import id_only_scorer
 from tfrecs_llm.baselines.popularity import popularity_scorer
 from tfrecs_llm.baselines.tfidf import TfIdfScorer
 from tfrecs_llm.baselines.zero_shot import ZeroShotScorer
-from tfrecs_llm.data.schema import validate_interactions, validate_items
-from tfrecs_llm.data.splits import leave_last_out
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.evaluation import HeldOutSet, per_query_metrics, rank_held_out
 
@@ -53,15 +51,12 @@ def test_zero_shot_scores_cosines_of_pretrained_embeddings() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_split():
-    items = validate_items(tiny_items())
-    events = validate_interactions(tiny_interactions(), items)
-    train, test = leave_last_out(events)
-    return items, train, test
+def split():
+    return tiny_split()
 
 
-def test_id_only_beats_random_ranking_on_topic_data(tiny_split) -> None:
-    items, train, test = tiny_split
+def test_id_only_beats_random_ranking_on_topic_data(split) -> None:
+    items, train, test = split
     catalog = items["item_id"].to_numpy()
     builder = UserTextBuilder(dict(zip(items["item_id"], items["title"])))
     held_out = HeldOutSet.build(builder, catalog, train, test)
@@ -72,8 +67,8 @@ def test_id_only_beats_random_ranking_on_topic_data(tiny_split) -> None:
     assert per_query_metrics(ranks)["mrr"].mean() > 2 * random_mrr
 
 
-def test_id_only_scores_unseen_items_alike(tiny_split) -> None:
-    _, train, _ = tiny_split
+def test_id_only_scores_unseen_items_alike(split) -> None:
+    _, train, _ = split
     catalog = np.array(["space-0", "never-seen-1", "never-seen-2"])
     scores = id_only_scorer(train, catalog)(_queries("", "", users=["u0", "u1"]))
     np.testing.assert_array_equal(scores[:, 1], scores[:, 2])

@@ -8,11 +8,9 @@ import tensorflow as tf
 import tf_keras
 
 from tests.conftest import make_tiny_encoder
-from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tests.unit.tiny_data import tiny_split
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.config import Config, EncoderConfig
-from tfrecs_llm.data.schema import validate_interactions, validate_items
-from tfrecs_llm.data.splits import leave_last_out
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.text.finetune import apply_finetune_mode, tokenize_in_pipeline
@@ -125,10 +123,7 @@ def test_pipeline_tokenization_feeds_bert_the_same_tokens() -> None:
 
 @pytest.fixture(scope="module")
 def tables():
-    items = validate_items(tiny_items())
-    events = validate_interactions(tiny_interactions(num_users=30), items)
-    train, test = leave_last_out(events)
-    return items, train, test
+    return tiny_split(num_users=30)
 
 
 def _config(**overrides) -> Config:

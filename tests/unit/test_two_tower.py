@@ -6,19 +6,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_tiny_encoder
-from tests.unit.tiny_data import tiny_interactions, tiny_items
+from tests.unit.tiny_data import tiny_split
 from tfrecs_llm.api import Recommender
 from tfrecs_llm.config import Config
-from tfrecs_llm.data.schema import validate_interactions, validate_items
-from tfrecs_llm.data.splits import leave_last_out
 
 
 @pytest.fixture(scope="module")
 def tables():
-    items = validate_items(tiny_items())
-    events = validate_interactions(tiny_interactions(), items)
-    train, test = leave_last_out(events)
-    return items, train, test
+    return tiny_split()
 
 
 def _config(**overrides) -> Config:

@@ -47,3 +47,13 @@ def tiny_interactions(num_users: int = 60, events_per_user: int = 6, seed: int =
         for e, item in enumerate(chosen):
             rows.append({"user_id": f"u{u}", "item_id": item, "timestamp": 1_700_000_000 + 3600 * e + u})
     return pd.DataFrame(rows)
+
+
+def tiny_split(num_users: int = 60) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validated ``(items, train, test)``: the tiny tables split leave-last-out."""
+    from tfrecs_llm.data.schema import validate_interactions, validate_items
+    from tfrecs_llm.data.splits import leave_last_out
+
+    items = validate_items(tiny_items())
+    train, test = leave_last_out(validate_interactions(tiny_interactions(num_users=num_users), items))
+    return items, train, test
