@@ -20,6 +20,11 @@ does more than the naive top-10.
 Queries are texts of exactly 32 WordPiece tokens ([CLS] and [SEP] included). Paths are called in
 turn, in a shuffled order each round, so that load from other processes hits all of them alike
 (the exact-search paths in a rotation of their own: they evict BERT's weights from the caches).
+A third kind of path, ``bound_fp32_matmuls_only``, bounds what any float32 path can reach here:
+the tokenizer, BERT's matrix products alone (nothing else of BERT) compiled by XLA, and ScaNN;
+``float32_bound`` reports the naive path's time over it, and whether int8 matmuls that a stock
+TF graph can run would be faster (``int8_matmul``).
+
 Reports p50/p99 latency of 1 query over ``--calls`` calls, queries/s for batches of 64, a
 per-piece profile (tokenizer, BERT with and without XLA, projection, top-k) and the cosine of our
 query embeddings to the naive ones. Writes benchmarks/results/query_latency.json and .png.
@@ -171,6 +176,85 @@ def saved_model_paths(paths: dict[str, Path]) -> dict[str, Callable]:
     return calls
 
 
+def matmul_bound(encoder: Any, scann: Any) -> Callable:
+    """A lower bound for any float32 path: tokenizer, then only BERT's matrix products (per
+    layer Q/K/V fused into one, attention output, the two feed-forward ones: 0.68 GFLOP for 32
+    tokens) compiled by XLA on the real weights, then ScaNN. It skips embeddings, attention
+    scores, softmax, layer norms, GELU, pooling and projection, so no real path is faster."""
+    import tensorflow as tf
+
+    backbone = encoder.backbone
+    weights = []
+    for i in range(backbone.num_layers):
+        layer = {w.path.split("/", 1)[1]: w.value for w in backbone.get_layer(f"transformer_layer_{i}").weights}
+        qkv = [tf.reshape(layer[f"self_attention_layer/{n}/kernel"], [encoder.hidden_dim, -1]) for n in ("query", "key", "value")]
+        weights.append([
+            tf.Variable(tf.concat(qkv, 1)),
+            tf.Variable(tf.reshape(layer["self_attention_layer/attention_output/kernel"], [-1, encoder.hidden_dim])),
+            layer["feedforward_intermediate_dense/kernel"],
+            layer["feedforward_output_dense/kernel"],
+        ])
+
+    @tf.function(jit_compile=True)
+    def products(token_ids: tf.Tensor) -> tf.Tensor:
+        x = tf.tile(tf.cast(token_ids, tf.float32)[..., tf.newaxis] * 1e-4, [1, 1, encoder.hidden_dim])
+        x = tf.reshape(x, [-1, encoder.hidden_dim])
+        for qkv, output, intermediate, down in weights:
+            x = tf.matmul(tf.matmul(x, qkv)[:, : encoder.hidden_dim], output)
+            x = tf.matmul(tf.matmul(x, intermediate), down)
+        return tf.reshape(x, [tf.shape(token_ids)[0], -1])[:, :EMBEDDING_DIM]
+
+    @tf.function
+    def call(texts: tf.Tensor) -> tf.Tensor:
+        token_ids, _ = encoder.tokenize(texts, 16)
+        return scann(tf.math.l2_normalize(products(token_ids), -1), k=K)[1]
+
+    return lambda texts: call(texts).numpy()
+
+
+def int8_matmul(rounds: int = 200) -> dict[str, Any]:
+    """Whether int8 could lower that bound: BERT's largest product, ``[32, 384] x [384, 1536]``,
+    in float32 against the int8 matmuls a stock TF graph (TF Serving) can run: ``QuantizedMatMul``
+    (quint8 x quint8 -> qint32, with the activation quantized per call); the fused oneDNN op
+    ``QuantizedMatMulWithBiasAndDequantize`` is reported as it runs (or fails) here."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.normal(size=(QUERY_TOKENS, 384)).astype(np.float32))
+    w = tf.constant(0.05 * rng.normal(size=(384, 1536)).astype(np.float32))
+    w8, w_min, w_max = tf.quantization.quantize(w, -0.3, 0.3, tf.quint8, mode="MIN_FIRST")
+
+    def quantized(fused: bool) -> tf.Tensor:
+        a8, a_min, a_max = tf.quantization.quantize(a, tf.reduce_min(a), tf.reduce_max(a), tf.quint8, mode="MIN_FIRST")
+        if fused:
+            return tf.raw_ops.QuantizedMatMulWithBiasAndDequantize(
+                a=a8, b=tf.bitcast(tf.cast(tf.cast(w8, tf.int32) - 128, tf.int8), tf.qint8),
+                bias=tf.zeros([1536]), min_a=a_min, max_a=a_max, min_b=w_min, max_b=w_max,
+                min_freezed_output=-1.0, max_freezed_output=1.0, Toutput=tf.float32, input_quant_mode="MIN_FIRST",
+            )
+        out, o_min, o_max = tf.raw_ops.QuantizedMatMul(
+            a=a8, b=w8, min_a=a_min, max_a=a_max, min_b=w_min, max_b=w_max, Toutput=tf.qint32
+        )
+        return tf.quantization.dequantize(out, o_min, o_max, mode="MIN_FIRST")
+
+    calls = {
+        "float32 MatMul": tf.function(lambda: tf.matmul(a, w)),
+        "int8 QuantizedMatMul (+ quantize, dequantize)": tf.function(lambda: quantized(False)),
+    }
+    result: dict[str, Any] = {}
+    try:
+        fused = tf.function(lambda: quantized(True))
+        fused().numpy()
+        calls["int8 QuantizedMatMulWithBiasAndDequantize"] = fused
+    except Exception as error:  # no CPU kernel outside oneDNN's graph rewrite
+        result["int8 QuantizedMatMulWithBiasAndDequantize"] = f"does not run: {str(error).splitlines()[0][:160]}"
+    for call in calls.values():
+        call()
+    seconds = interleaved({name: lambda _, c=call: c().numpy() for name, call in calls.items()}, [0], rounds)
+    result.update({f"{name} ms": round(float(np.median(s)) * 1e3, 3) for name, s in seconds.items()})
+    return result
+
+
 def interleaved(calls: dict[str, Callable], inputs: list[Any], rounds: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Seconds per call of every path; each round calls every path once, in a shuffled order."""
     rng = random.Random(seed)
@@ -252,7 +336,7 @@ def plot(paths: dict[str, dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     p50 = [paths[n]["p50_ms"] for n in names]
     p99 = [paths[n]["p99_ms"] for n in names]
-    colors = ["tab:gray" if n.startswith("naive") else "tab:blue" for n in names]
+    colors = ["tab:gray" if n.startswith("naive") else "tab:green" if n.startswith("bound") else "tab:blue" for n in names]
     left.barh(names, p50, color=colors, xerr=[[0] * len(names), np.subtract(p99, p50)], capsize=3)
     left.set_xlabel(f"1 query of {QUERY_TOKENS} tokens: p50 ms (whisker: p99)")
     right.barh(names, [paths[n]["batch64_queries_per_s"] for n in names], color=colors)
@@ -261,7 +345,7 @@ def plot(paths: dict[str, dict], path: Path) -> None:
     for axis in (left, right):
         axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
-    fig.suptitle("Query latency, 1M items: naive keras-hub (grey) vs exported SavedModels (blue)")
+    fig.suptitle("Query latency, 1M items: naive keras-hub (grey), exported SavedModels (blue), float32 bound (green)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -310,6 +394,7 @@ def main() -> None:
     sizes = {name: round(sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 1e6, 1) for name, p in paths.items()}
 
     calls = {**naive_paths(resolve_preset(config.preset), query_tower.projection, scann, embeddings), **saved_model_paths(paths)}
+    calls["bound_fp32_matmuls_only"] = matmul_bound(encoder, scann)
     singles = [tf.constant([t]) for t in texts]
     batches = [tf.constant(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
     print("warming up (XLA compiles one program per input shape) ...", flush=True)
@@ -364,6 +449,16 @@ def main() -> None:
         },
         "numerics": {"min_cosine_to_naive": cosines, "top10_overlap_with_naive_scann": round(top_agreement, 4)},
         "targets": targets(results, cosines),
+        "float32_bound": {
+            "what": "bound_fp32_matmuls_only: tokenizer + only BERT's matrix products (XLA, real weights) + ScaNN",
+            "best_possible_1_query_speedup (naive_scann p50 / bound p50)": round(
+                results["naive_scann"]["p50_ms"] / results["bound_fp32_matmuls_only"]["p50_ms"], 2
+            ),
+            "best_possible_batch64_speedup": round(
+                results["bound_fp32_matmuls_only"]["batch64_queries_per_s"] / results["naive_scann"]["batch64_queries_per_s"], 2
+            ),
+            "int8_matmul": int8_matmul(),
+        },
         "pieces_median_ms": pieces,
         "machine": {
             "cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,

@@ -102,3 +102,11 @@ def test_recommend_module_with_jit_compile_serves_the_plain_results() -> None:
     want, got = plain.serve(texts), compiled.serve(texts)
     for name in ("item_ids", "reasons"):
         np.testing.assert_array_equal(got[name].numpy(), want[name].numpy())
+
+
+def test_compiled_batch_sizes_are_the_row_counts_of_every_compiled_program() -> None:
+    from tfrecs_llm.text.compiled import compiled_batch_sizes
+
+    rows = {min(int(padded_batch_size(n, 16)), 16) for n in range(1, 70)}
+    assert compiled_batch_sizes(16) == tuple(sorted(rows))
+    assert compiled_batch_sizes(1) == (1,)

@@ -154,3 +154,19 @@ def test_scann_on_a_large_synthetic_catalog_finds_the_exact_neighbours() -> None
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     recall = np.mean([len(set(a.astype(str)) & set(ids[e])) / 10 for a, e in zip(approx.numpy(), exact)])
     assert recall >= 0.9, recall
+
+
+def test_xla_export_warms_every_compiled_batch_size(recommender, tmp_path) -> None:
+    import copy
+
+    from tfrecs_llm.export.warmup import read_warmup_requests, replay_warmup_requests, warmup_path
+    from tfrecs_llm.text.compiled import compiled_batch_sizes
+
+    compiled = copy.copy(recommender)
+    compiled.config = recommender.config.with_overrides({"encoder.jit_compile": True})
+    version = compiled.export(tmp_path, "tiny", index_kind="brute_force")
+    sizes = [len(tf.make_ndarray(log.predict_log.request.inputs["user_text"])) for log in read_warmup_requests(warmup_path(version))]
+    assert sorted(set(sizes)) == list(compiled_batch_sizes()) == [1, 2, 4, 8, 16]
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    ran = replay_warmup_requests(version, lambda name, inputs: serve(user_text=tf.constant(inputs["user_text"])))
+    assert ran == len(sizes)

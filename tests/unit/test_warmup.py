@@ -55,3 +55,14 @@ def test_replay_runs_every_request_and_names_the_one_that_fails(tmp_path) -> Non
     with pytest.raises(ValueError, match="warmup request 2 failed: empty text"):
         replay_warmup_requests(tmp_path, fail_on_empty_text)
     assert replay_warmup_requests(tmp_path / "no-warmup-here", fail_on_empty_text) == 0
+
+
+def test_larger_batch_sizes_add_one_request_each_with_the_texts_cycled(tmp_path) -> None:
+    path = write_warmup_requests(tmp_path, "tiny", TEXTS, batch_sizes=(1, 2, 4))
+    batches = [tf.make_ndarray(log.predict_log.request.inputs["user_text"]).tolist() for log in read_warmup_requests(path)]
+    expected_singles = [[t.encode()] for t in TEXTS]
+    assert batches == expected_singles + [[b"space rocket planet", b"pasta ; sauce"], [t.encode() for t in TEXTS + TEXTS[:1]]]
+    with pytest.raises(ValueError, match="batch_sizes must be >= 1"):
+        write_warmup_requests(tmp_path, "tiny", TEXTS, batch_sizes=(0,))
+    with pytest.raises(ValueError, match="999 warmup texts and 2 larger batches"):
+        write_warmup_requests(tmp_path, "tiny", ["a"] * 999, batch_sizes=(2, 4))

@@ -17,6 +17,7 @@ from tfrecs_llm.export.model_config import write_models_config
 from tfrecs_llm.export.signatures import RecommendModule
 from tfrecs_llm.export.warmup import write_warmup_requests
 from tfrecs_llm.index import build_index
+from tfrecs_llm.text.compiled import compiled_batch_sizes
 
 if TYPE_CHECKING:
     from tfrecs_llm.api import Recommender
@@ -119,7 +120,9 @@ def export_tf_serving(
         # The catalog's ids and titles: what a server needs to validate feedback and to build
         # user texts from an event log with the training-time builder.
         recommender.catalog.items[["item_id", "title"]].to_csv(extra / "items.csv", index=False)
-        write_warmup_requests(staging, model_name, warmup_texts(recommender))
+        # An XLA-compiled BERT compiles one program per batch bucket on first use: warm each.
+        batch_sizes = compiled_batch_sizes() if recommender.config.encoder.jit_compile else (1,)
+        write_warmup_requests(staging, model_name, warmup_texts(recommender), batch_sizes=batch_sizes)
     final = model_dir / str(version)
     write_models_config(base_path)
     logger.info("exported %s (index: %s)", final, choice.kind)

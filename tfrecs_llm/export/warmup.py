@@ -30,31 +30,39 @@ def write_warmup_requests(
     model_name: str,
     user_texts: Sequence[str],
     signature_name: str = "serving_default",
+    batch_sizes: Sequence[int] = (1,),
 ) -> Path:
-    """Writes one ``user_text: [1] string`` PredictRequest per text; returns the file's path.
+    """Writes one ``user_text: [1] string`` PredictRequest per text, then, for each other size n
+    in ``batch_sizes``, one ``user_text: [n]`` request (the texts, cycled); returns the path.
 
     ``version_dir`` is a version folder, or the staging folder the exporter renames to one.
     Texts should look like real queries (free text and titles), so warmup exercises the same
-    tokenizer and sequence lengths as traffic.
+    tokenizer and sequence lengths as traffic. Exports whose BERT is compiled by XLA pass the
+    batch sizes it compiles a program for, so that no request waits seconds for a compilation.
     """
     texts = list(user_texts)
     if not texts:
         raise ValueError("user_texts is empty; give at least one representative user text")
-    if len(texts) > MAX_WARMUP_RECORDS:
+    sizes = [int(n) for n in batch_sizes if n != 1]
+    if len(texts) + len(sizes) > MAX_WARMUP_RECORDS:
         raise ValueError(
-            f"{len(texts)} warmup texts; TF Serving accepts at most {MAX_WARMUP_RECORDS} records"
+            f"{len(texts)} warmup texts and {len(sizes)} larger batches; TF Serving accepts at "
+            f"most {MAX_WARMUP_RECORDS} records"
         )
     wrong = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if wrong:
         raise TypeError(f"user_texts must be strings; entries {wrong[:5]} are not")
+    if any(n < 1 for n in sizes):
+        raise ValueError(f"batch_sizes must be >= 1, got {list(batch_sizes)}")
+    batches = [[text] for text in texts] + [[texts[i % len(texts)] for i in range(n)] for n in sizes]
     path = warmup_path(version_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for text in texts:
+        for batch in batches:
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = signature_name
-            request.inputs["user_text"].CopyFrom(tf.make_tensor_proto([text], dtype=tf.string))
+            request.inputs["user_text"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )

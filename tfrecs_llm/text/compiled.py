@@ -37,6 +37,11 @@ def padded_batch_size(batch_size: tf.Tensor, chunk_size: int = CHUNK_SIZE) -> tf
     return tf.where(batch_size <= chunk_size, power_of_two, multiple)
 
 
+def compiled_batch_sizes(chunk_size: int = CHUNK_SIZE) -> tuple[int, ...]:
+    """The batch sizes XLA compiles a program for: 1, 2, 4, ..., ``chunk_size``."""
+    return tuple(2**i for i in range(chunk_size.bit_length()))
+
+
 class CompiledEncoder(tf.Module):
     """``texts: [batch_size] string`` -> ``[batch_size, hidden_dim]``, as ``encoder(texts,
     training=False)`` but with BERT compiled by XLA (inference only: training keeps calling the
