@@ -29,7 +29,13 @@ Reports p50/p99 latency of 1 query over ``--calls`` calls, queries/s for batches
 per-piece profile (tokenizer, BERT with and without XLA, projection, top-k) and the cosine of our
 query embeddings to the naive ones. Writes benchmarks/results/query_latency.json and .png.
 
+Sizes: each export's MB against what it has to hold (tower weights; what the index searches with:
+ScaNN's state and the ids, or the exact table and the ids; the texts and title lengths reasons
+read), with the target ``export <= 1.1 x (weights + index + catalog payload)``. ``--sizes-only``
+builds the exports and writes only that (benchmarks/results/export_sizes.json), without timing.
+
     python -m benchmarks.query_latency [--items 1000000] [--calls 200] [--export-dir DIR] [--intra-op-threads N]
+    python -m benchmarks.query_latency --sizes-only [--items 1000000] [--export-dir DIR]
 
 ``--export-dir`` keeps the exports (reused by the next run with the same ``--items``).
 """
@@ -87,11 +93,71 @@ def synthetic_items(num_items: int, dim: int = EMBEDDING_DIM, seed: int = 0) -> 
     return np.array([f"item-{i}" for i in range(num_items)]), embeddings
 
 
+def stored_mb(variables: list[Any]) -> float:
+    """MB of distinct variables as a checkpoint stores them (a string: its bytes + 1 length byte)."""
+    import tensorflow as tf
+
+    total, seen = 0, set()
+    for variable in variables:
+        if variable is None or variable.ref() in seen:
+            continue
+        seen.add(variable.ref())
+        if variable.dtype == tf.string:
+            total += int(tf.reduce_sum(tf.strings.length(variable))) + int(tf.size(variable))
+        else:
+            total += int(tf.size(variable)) * variable.dtype.size
+    return total / 1e6
+
+
+SIZE_TARGET = "SavedModel size <= 1.1 x (weights + index + catalog payload)"
+
+
+def size_breakdown(path: Path, towers: list[Any], index: Any, stage: Any) -> dict[str, Any]:
+    """The export's MB against its parts: tower weights, what ``index`` searches with (ScaNN's
+    state tensors or the exact table, and the ids) and the catalog payload reasons read."""
+    state = getattr(index, "_searcher_state", None)
+    parts = {
+        "weights_mb": stored_mb([v for tower in towers for v in tower.variables]),
+        "index_mb": stored_mb(list(index.variables) + (list(state.variables) if state is not None else [])),
+        "catalog_payload_mb": stored_mb([stage.item_texts, stage.item_title_lengths, stage.item_titles]),
+    }
+    files = [f for f in path.rglob("*") if f.is_file()]
+    export = sum(f.stat().st_size for f in files) / 1e6
+    needed = parts["weights_mb"] + parts["index_mb"]
+    return {
+        **{name: round(mb, 1) for name, mb in parts.items()},
+        "export_mb": round(export, 1),
+        "saved_model_pb_mb": round((path / "saved_model.pb").stat().st_size / 1e6, 2),
+        "export_over_weights_index": round(export / needed, 3),
+        "export_over_weights_index_payload": round(export / (needed + parts["catalog_payload_mb"]), 3),
+        "targets": {SIZE_TARGET: export <= 1.1 * (needed + parts["catalog_payload_mb"])},
+    }
+
+
+def size_targets(size_parts: dict[str, dict]) -> dict[str, bool]:
+    return {f"{name}: {SIZE_TARGET}": parts["targets"][SIZE_TARGET] for name, parts in size_parts.items()}
+
+
+def write_sizes(output: Path, items: int, index_choices: dict, size_parts: dict[str, dict], seconds: float) -> None:
+    """The ``--sizes-only`` report: every export's size breakdown and the size target."""
+    report = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "setup": {"items": items, "embedding_dim": EMBEDDING_DIM, "index": index_choices},
+        "sizes": size_parts,
+        "targets": size_targets(size_parts),
+        "seconds": round(seconds, 1),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(f"wrote {output}")
+
+
 def build_exports(
     query_tower: Any, ids: np.ndarray, embeddings: np.ndarray, export_dir: Path
-) -> tuple[dict[str, Path], Any, dict[str, Any]]:
+) -> tuple[dict[str, Path], Any, dict[str, Any], dict[str, dict]]:
     """Writes the ``EXPORTS`` SavedModels (skipping ones already there); returns their paths, the
-    ScaNN layer (the naive path searches the same index) and what the index builder chose."""
+    ScaNN layer (the naive path searches the same index), what the index builder chose and each
+    export's ``size_breakdown``."""
     import tensorflow as tf
 
     from tfrecs_llm.config import IndexConfig, ModelConfig, RankingConfig
@@ -104,7 +170,7 @@ def build_exports(
     num_candidates = RankingConfig().num_candidates
     titles = [f"synthetic item {i}" for i in range(len(ids))]
     item_tower = ItemTower(["synthetic"], ModelConfig(embedding_dim=EMBEDDING_DIM))
-    paths, indexes, choices = {}, {}, {}
+    paths, indexes, choices, sizes = {}, {}, {}, {}
     for name, (kind, jit_compile) in EXPORTS.items():
         paths[name] = export_dir / name
         if kind not in indexes:
@@ -115,14 +181,15 @@ def build_exports(
             if choice.scann is not None:
                 choices[kind]["parameters"] = choice.scann.parameters
             print(f"built {kind} index over {len(ids)} items in {choices[kind]['build_s']} s", flush=True)
-        if (paths[name] / "saved_model.pb").is_file():
-            continue
-        start = time.perf_counter()
         stage = RankingStage(indexes[kind], None, ids, embeddings, titles, titles, num_candidates)
-        module = RecommendModule(query_tower, item_tower, stage, K, embeds_items=False, jit_compile=jit_compile)
-        tf.saved_model.save(module, str(paths[name]), signatures=module.signatures(), options=SAVE_OPTIONS)
-        print(f"exported {name} in {time.perf_counter() - start:.0f} s", flush=True)
-    return paths, indexes["scann"], choices
+        if not (paths[name] / "saved_model.pb").is_file():
+            start = time.perf_counter()
+            module = RecommendModule(query_tower, item_tower, stage, K, embeds_items=False, jit_compile=jit_compile)
+            tf.saved_model.save(module, str(paths[name]), signatures=module.signatures(), options=SAVE_OPTIONS)
+            print(f"exported {name} in {time.perf_counter() - start:.0f} s", flush=True)
+        sizes[name] = size_breakdown(paths[name], [query_tower, item_tower], indexes[kind], stage)
+        print(f"{name}: {json.dumps(sizes[name])}", flush=True)
+    return paths, indexes["scann"], choices, sizes
 
 
 def naive_paths(preset: str, projection: Any, scann: Any, embeddings: np.ndarray) -> dict[str, Callable]:
@@ -356,12 +423,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="1-query calls per path (after warm-up)")
     parser.add_argument("--batch-rounds", type=int, default=8, help="64-query batches per path")
     parser.add_argument("--export-dir", type=Path, help="keep the exports here (default: a temporary folder)")
-    parser.add_argument("--output", type=Path, default=RESULTS / "query_latency.json")
+    parser.add_argument(
+        "--output", type=Path,
+        help="JSON report (default: results/query_latency.json; with --sizes-only: results/export_sizes.json)",
+    )
+    parser.add_argument("--sizes-only", action="store_true", help="build the exports and report their sizes, no timing")
     parser.add_argument(
         "--intra-op-threads", type=int, default=0,
         help="TensorFlow intra-op threads for every path (TF Serving: --tensorflow_intra_op_parallelism); 0: TF's default",
     )
     args = parser.parse_args()
+    args.output = args.output or RESULTS / ("export_sizes.json" if args.sizes_only else "query_latency.json")
 
     import tensorflow as tf
     import tf_keras
@@ -390,8 +462,13 @@ def main() -> None:
     ids, embeddings = synthetic_items(args.items)
     export_dir.mkdir(parents=True, exist_ok=True)
     np.savez(export_dir / "projection.npz", **dict(zip(["kernel", "bias"], query_tower.projection.get_weights())))
-    paths, scann, index_choices = build_exports(query_tower, ids, embeddings, export_dir)
-    sizes = {name: round(sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 1e6, 1) for name, p in paths.items()}
+    paths, scann, index_choices, size_parts = build_exports(query_tower, ids, embeddings, export_dir)
+    sizes = {name: parts["export_mb"] for name, parts in size_parts.items()}
+    if args.sizes_only:
+        write_sizes(args.output, args.items, index_choices, size_parts, time.perf_counter() - started)
+        if args.export_dir is None:
+            shutil.rmtree(export_dir.parent, ignore_errors=True)
+        return
 
     calls = {**naive_paths(resolve_preset(config.preset), query_tower.projection, scann, embeddings), **saved_model_paths(paths)}
     calls["bound_fp32_matmuls_only"] = matmul_bound(encoder, scann)
@@ -448,7 +525,8 @@ def main() -> None:
             "encoder (naive_encoder / ours_encoder_xla)": ratio("naive_encoder", "ours_encoder_xla"),
         },
         "numerics": {"min_cosine_to_naive": cosines, "top10_overlap_with_naive_scann": round(top_agreement, 4)},
-        "targets": targets(results, cosines),
+        "targets": {**targets(results, cosines), **size_targets(size_parts)},
+        "sizes": size_parts,
         "float32_bound": {
             "what": "bound_fp32_matmuls_only: tokenizer + only BERT's matrix products (XLA, real weights) + ScaNN",
             "best_possible_1_query_speedup (naive_scann p50 / bound p50)": round(

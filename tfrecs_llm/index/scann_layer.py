@@ -87,6 +87,14 @@ class ScannIndex(tfrs.layers.factorized_top_k.TopK):
         self._reset_tf_function_cache()
         return self
 
+    @property
+    def rescoring_dataset(self) -> tf.Variable | None:
+        """The float32 vectors ScaNN re-scores candidates with: for ``dot_product``, the indexed
+        ``candidates`` as given, in row order (unnormalised). Its static shape is unknown
+        (``validate_shape=False``): reshape to ``[num_items, dim]`` where read. ``None`` before
+        indexing."""
+        return None if self._searcher_state is None else self._searcher_state.dataset
+
     def call(self, queries: tf.Tensor, k: int | tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         k = k if k is not None else self._k
         if self._searcher_state is None:

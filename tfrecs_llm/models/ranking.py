@@ -59,10 +59,15 @@ class CandidateScorer(tf_keras.layers.Layer):
         )
 
     def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        rows = features["candidate_rows"]
         # A dense read (not a gather on the variable, which would make every later dense read of
-        # the serving stage's shared item table copy it whole; see RankingStage.recommend).
-        item_embeddings = tf.gather(tf.convert_to_tensor(self.item_embeddings), rows)
+        # the serving stage's shared item table copy it whole; see RankingStage.item_table).
+        return self.score(features, tf.convert_to_tensor(self.item_embeddings))
+
+    def score(self, features: Mapping[str, tf.Tensor], item_table: tf.Tensor) -> tf.Tensor:
+        """As ``call``, with candidates' embeddings gathered from ``item_table: [num_items, d]``
+        (another owner's copy of this scorer's table, so that an export stores it once)."""
+        rows = features["candidate_rows"]
+        item_embeddings = tf.gather(item_table, rows)
         interaction = features["query_embedding"][:, tf.newaxis, :] * item_embeddings
         inputs = tf.concat([interaction, self.normalize(self.scalar_features(features))], axis=-1)
         correction = tf.squeeze(self.output_layer(self.hidden(inputs)), axis=-1)

@@ -21,7 +21,7 @@ float rounding) may resolve differently between the two.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -56,8 +56,18 @@ def _words(texts: tf.Tensor) -> tf.RaggedTensor:
     return tf.strings.split(tf.strings.regex_replace(lowered, _NON_WORD_TF, " "))
 
 
+def _titles_of(
+    rows: tf.Tensor, titles: tf.Tensor | None, texts: tf.Tensor, title_lengths: tf.Tensor | None
+) -> tf.Tensor:
+    """Titles of ``rows`` (any shape): gathered, or cut from the texts they start."""
+    if titles is not None:
+        return tf.gather(titles, rows)
+    lengths = tf.gather(title_lengths, rows)
+    return tf.strings.substr(tf.gather(texts, rows), tf.zeros_like(lengths), lengths, unit="BYTE")
+
+
 def _liked_titles(
-    rec: tf.Tensor, history: tf.Tensor, embeddings: tf.Tensor, titles: tf.Tensor
+    rec: tf.Tensor, history: tf.Tensor, embeddings: tf.Tensor, title_of: Callable[[tf.Tensor], tf.Tensor]
 ) -> tf.Tensor:
     """``"Because you liked <title>"`` or ``""`` per recommendation: [batch, k] string."""
     # One extra padding slot gives every row a (masked) history entry, also when h = 0.
@@ -69,7 +79,7 @@ def _liked_titles(
     similarity = tf.where(usable, similarity, float("-inf"))
     # top_k returns the earlier position among equal values, unlike argmax.
     best = tf.math.top_k(similarity, k=1).indices[:, :, 0]
-    liked = tf.gather(titles, tf.maximum(tf.gather(history, best, batch_dims=1), 0))
+    liked = title_of(tf.maximum(tf.gather(history, best, batch_dims=1), 0))
     return tf.where(tf.reduce_any(usable, axis=-1), tf.strings.join([LIKED_PREFIX, liked]), "")
 
 
@@ -109,10 +119,11 @@ def explain(
     rec_item_rows: tf.Tensor,
     history_item_rows: tf.Tensor,
     item_embeddings: tf.Tensor,
-    item_titles: tf.Tensor,
+    item_titles: tf.Tensor | Sequence[str] | None,
     item_texts: tf.Tensor,
     user_text: tf.Tensor,
     stopwords: tf.Tensor | Sequence[str] = STOPWORDS,
+    item_title_lengths: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """One grounded reason per recommendation (core TensorFlow ops only, batched).
 
@@ -120,11 +131,14 @@ def explain(
       rec_item_rows: [batch, k] int32 catalog rows of the recommended items.
       history_item_rows: [batch, h] int32 catalog rows the user interacted with, padded with -1.
       item_embeddings: [num_items, dim] unit-norm item embeddings.
-      item_titles: [num_items] string.
+      item_titles: [num_items] string, or None when ``item_title_lengths`` is given.
       item_texts: [num_items] string, the text an item is known by (``title. description``,
         as built by :func:`tfrecs_llm.data.item_text.item_texts`).
       user_text: [batch] string, the text the query tower read for each user.
       stopwords: [num_stopwords] string words never reported as shared.
+      item_title_lengths: [num_items] int32, instead of ``item_titles`` when every text starts
+        with its title: the title's length in UTF-8 bytes (only the titles a reason names are
+        cut from their texts).
 
     Returns:
       [batch, k] string reasons, ``""`` where nothing in the data grounds one.
@@ -144,11 +158,15 @@ def explain(
     ]
     with tf.control_dependencies(checks):
         rec = tf.identity(rec)
-    liked = _liked_titles(
-        rec, history, tf.convert_to_tensor(item_embeddings), tf.convert_to_tensor(item_titles)
-    )
+    if (item_titles is None) == (item_title_lengths is None):
+        raise ValueError("explain: pass exactly one of item_titles and item_title_lengths")
+    texts = tf.convert_to_tensor(item_texts, tf.string)
+    titles = None if item_titles is None else tf.convert_to_tensor(item_titles, tf.string)
+    lengths = None if item_title_lengths is None else tf.convert_to_tensor(item_title_lengths, tf.int32)
+    title_of = lambda rows: _titles_of(rows, titles, texts, lengths)  # noqa: E731
+    liked = _liked_titles(rec, history, tf.convert_to_tensor(item_embeddings), title_of)
     user_words = _content_words(user_text, stopwords)
-    mentions = _mentions(rec, tf.convert_to_tensor(item_texts), user_words)
+    mentions = _mentions(rec, texts, user_words)
     separator = tf.where((liked != "") & (mentions != ""), "; ", "")
     return tf.strings.join([liked, separator, mentions])
 

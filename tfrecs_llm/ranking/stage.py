@@ -6,10 +6,13 @@ both return the same items for the same inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops.lookup_ops import TableInitializerBase  # KeyValueTensorInitializer's base; not in tf.lookup
 
-from tfrecs_llm.index import top_k_excluding
+from tfrecs_llm.index import ScannIndex, top_k_excluding
 from tfrecs_llm.models.ranking import CandidateScorer
 from tfrecs_llm.ranking.explain import STOPWORDS, explain
 from tfrecs_llm.ranking.mmr import mmr_rerank
@@ -17,24 +20,91 @@ from tfrecs_llm.ranking.mmr import mmr_rerank
 _NEG_INF = float("-inf")
 
 
+def _index_table(index: tf.keras.layers.Layer) -> tf.Variable | None:
+    """The float item table an index searches: exact search's candidates, ScaNN's re-scoring copy."""
+    if isinstance(index, ScannIndex):
+        return index.rescoring_dataset
+    return getattr(index, "_candidates", None)
+
+
 def _shared_table(
     index: tf.keras.layers.Layer, scorer: CandidateScorer | None, item_embeddings: np.ndarray
 ) -> tf.Variable:
-    """One variable for the item embedding table ``[num_items, d]``.
+    """One variable for the item embedding table ``[num_items, d]`` (possibly stored flat).
 
-    The exact index and the ranker already hold a table; when one holds exactly these values it
-    is reused, so that a SavedModel stores 1M x 64 floats once rather than two or three times.
+    The index and the ranker already hold a table; when one holds exactly these values in the
+    same row order it is reused, so that a SavedModel stores 1M x 64 floats once rather than two
+    or three times. A variable shared by several owners is saved and restored once.
     """
-    item_embeddings = np.asarray(item_embeddings, np.float32)
-    owners = [getattr(index, "_candidates", None), scorer.item_embeddings if scorer is not None else None]
-    for table in owners:
-        if (
-            isinstance(table, tf.Variable)
-            and tuple(table.shape) == item_embeddings.shape
-            and np.array_equal(table.numpy(), item_embeddings)
-        ):
-            return table
+    for table in (_index_table(index), scorer.item_embeddings if scorer is not None else None):
+        if isinstance(table, tf.Variable) and table.dtype == tf.float32:
+            values = table.numpy()
+            if values.size == item_embeddings.size and np.array_equal(
+                values.reshape(item_embeddings.shape), item_embeddings
+            ):
+                return table
     return tf.Variable(item_embeddings, trainable=False, dtype=tf.float32)
+
+
+def _shared_ids(index: tf.keras.layers.Layer, item_ids: np.ndarray) -> tf.Variable:
+    """A string variable ``[num_items]`` of the ids in row order: the index's own when it matches."""
+    expected = tf.constant(np.asarray(item_ids).astype(str))
+    ids = getattr(index, "_identifiers", None)
+    if (
+        isinstance(ids, tf.Variable)
+        and ids.dtype == tf.string
+        and ids.shape == expected.shape
+        and bool(tf.reduce_all(tf.convert_to_tensor(ids) == expected))
+    ):
+        return ids
+    return tf.Variable(expected, trainable=False)
+
+
+class _RowOfId(TableInitializerBase):
+    """Fills a hash table ``id -> row`` from a string variable of ids ``[num_items]``.
+
+    Tables are filled when created: at construction, and when a SavedModel is loaded, after its
+    variables are restored (TF Serving's C++ loader runs table initializers after the restore
+    too). Reading the ids from a variable keeps them in the checkpoint, once; a
+    ``KeyValueTensorInitializer`` would write them as constants into saved_model.pb (22 MB at 1M
+    items, and protobuf's 2 GB limit stops the export at tens of millions).
+    """
+
+    def __init__(self, ids: tf.Variable) -> None:
+        super().__init__(tf.string, tf.int32)
+        self._ids = ids
+
+    def initialize(self, table: tf.lookup.StaticHashTable) -> tf.Operation:
+        ids = tf.reshape(tf.convert_to_tensor(self._ids), [-1])
+        rows = tf.range(tf.size(ids, out_type=tf.int32))
+        return tf.raw_ops.LookupTableImportV2(table_handle=table.resource_handle, keys=ids, values=rows)
+
+
+def _title_lengths(item_titles: list[str], item_texts: list[str]) -> np.ndarray | None:
+    """UTF-8 byte length of each title when every text starts with its title, else None."""
+    titles = [str(t).encode("utf-8") for t in item_titles]
+    if not all(str(text).encode("utf-8").startswith(title) for title, text in zip(titles, item_texts)):
+        return None
+    return np.array([len(t) for t in titles], np.int32)
+
+
+class _ScorerOnStageTable(tf.Module):
+    """The ranker reading the stage's item table instead of its own copy of the same values.
+
+    Tracks everything the scorer reads except its table, so a SavedModel of the stage stores
+    the table once (the index's) rather than again for the ranker. The trained scorer itself is
+    left unchanged. Call: as ``CandidateScorer``.
+    """
+
+    def __init__(self, scorer: CandidateScorer, table: Callable[[], tf.Tensor]) -> None:
+        super().__init__()
+        self.layers = [scorer.normalize, scorer.hidden, scorer.output_layer]
+        self.tables = [scorer.retrieval_weight, scorer.item_scalars, scorer.item_topics]
+        self._score = scorer.score  # a bound method: not tracked, so the scorer's table is not saved
+        self._table = table
+
+    def __call__(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        return self._score(features, self._table())
 
 
 class RankingStage(tf.Module):
@@ -56,20 +126,39 @@ class RankingStage(tf.Module):
         num_candidates: int,
     ) -> None:
         super().__init__()
+        item_embeddings = np.asarray(item_embeddings, np.float32)
+        sizes = {"item_embeddings": len(item_embeddings), "item_titles": len(item_titles), "item_texts": len(item_texts)}
+        for name, size in sizes.items():
+            if size != len(item_ids):
+                raise ValueError(f"{name} has {size} rows for {len(item_ids)} item_ids (one per item expected)")
+        if item_embeddings.ndim != 2:
+            raise ValueError(f"item_embeddings must be [num_items, d], got shape {item_embeddings.shape}")
         self.index = index
-        self.scorer = scorer
         self.num_items = len(item_ids)
         self.num_candidates = min(num_candidates, len(item_ids))
-        self.row_of = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(np.asarray(item_ids, str)), tf.range(len(item_ids), dtype=tf.int32)
-            ),
-            default_value=-1,
-        )
+        self.embedding_dim = item_embeddings.shape[1]
+        self.item_ids = _shared_ids(index, item_ids)
+        self.row_of = tf.lookup.StaticHashTable(_RowOfId(self.item_ids), default_value=-1)
         self.item_embeddings = _shared_table(index, scorer, item_embeddings)
-        self.item_titles = tf.Variable(item_titles, trainable=False, dtype=tf.string)
-        self.item_texts = tf.Variable(item_texts, trainable=False, dtype=tf.string)
+        self.scorer = scorer
+        if scorer is not None and scorer.item_embeddings is not self.item_embeddings:
+            if np.array_equal(scorer.item_embeddings.numpy(), item_embeddings):
+                self.scorer = _ScorerOnStageTable(scorer, self.item_table)
+        self.item_texts = tf.Variable(list(item_texts), trainable=False, dtype=tf.string)
+        # Item texts are "title. description": titles are then stored as byte lengths and cut
+        # from the texts of the few rows a reason names, instead of a second column of strings.
+        lengths = _title_lengths(item_titles, item_texts)
+        self.item_title_lengths = None if lengths is None else tf.Variable(lengths, trainable=False)
+        self.item_titles = None if lengths is not None else tf.Variable(item_titles, trainable=False, dtype=tf.string)
         self.stopwords = tf.constant(STOPWORDS)
+
+    def item_table(self) -> tf.Tensor:
+        """A dense read of the item embeddings: ``[num_items, d]`` float32."""
+        # Gather from this dense read, never from the variable itself: a gather on a variable
+        # (ResourceGather) switches it to copy-on-read, after which every dense read (exact
+        # search, ScaNN, reasons) copies the whole [num_items, d] table: +220 ms per query at 1M x 64.
+        dense = tf.convert_to_tensor(self.item_embeddings)
+        return tf.reshape(dense, [self.num_items, self.embedding_dim])
 
     def recommend(
         self,
@@ -98,10 +187,7 @@ class RankingStage(tf.Module):
         low = tf.reduce_min(tf.where(valid, scores, np.inf), axis=1, keepdims=True)
         high = tf.reduce_max(scores, axis=1, keepdims=True)
         relevance = tf.where(valid, tf.math.divide_no_nan(scores - low, high - low), _NEG_INF)
-        # Gather from a dense read, never from the variable itself: a gather on a variable
-        # (ResourceGather) switches it to copy-on-read, after which every dense read (exact
-        # search, reasons) copies the whole [num_items, d] table: +220 ms per query at 1M x 64.
-        embeddings = tf.gather(tf.convert_to_tensor(self.item_embeddings), tf.maximum(rows, 0))
+        embeddings = tf.gather(self.item_table(), tf.maximum(rows, 0))
         chosen, _ = mmr_rerank(relevance, embeddings, k, diversity)
         return {
             "item_ids": tf.gather(ids, chosen, batch_dims=1),
@@ -115,6 +201,6 @@ class RankingStage(tf.Module):
         """``[batch, k]`` reasons for ``rows``; ``history_item_ids: [batch, h]`` ("" pads)."""
         history_rows = self.row_of.lookup(history_item_ids)
         return explain(
-            rows, history_rows, self.item_embeddings, self.item_titles, self.item_texts,
-            tf.reshape(user_text, [-1]), self.stopwords,
+            rows, history_rows, self.item_table(), self.item_titles, self.item_texts,
+            tf.reshape(user_text, [-1]), self.stopwords, item_title_lengths=self.item_title_lengths,
         )
