@@ -14,7 +14,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrecs_llm import __version__
-from tfrecs_llm.config import Config, RankingConfig
+from tfrecs_llm.config import Config, IndexConfig, RankingConfig
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.data.schema import (
     load_interactions,
@@ -25,7 +25,7 @@ from tfrecs_llm.data.schema import (
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.distribute import check_created_in_scope, make_strategy, shard_by_data
 from tfrecs_llm.evaluation import evaluate_scores, popularity_scorer
-from tfrecs_llm.index import IndexChoice, build_index
+from tfrecs_llm.index import IndexChoice, build_index, choose_index, sample_texts
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.ranking import RankingModel
 from tfrecs_llm.ranking.lists import ItemTables
@@ -72,6 +72,9 @@ class Recommender:
         self._stage = None
         # Frozen BERT: pooled text embeddings are a pure function of the text, so they are cached.
         self._pooled_cache: dict[str, np.ndarray] = {}
+        # Training user texts (a seeded sample): ScaNN is tuned on their query embeddings, the
+        # distribution real queries come from, rather than on perturbed items.
+        self.query_sample: list[str] = []
         self.ranker: RankingModel | None = None
         self.ranker_tables: ItemTables | None = None
         self._encode_queries = tf.function(
@@ -132,6 +135,7 @@ class Recommender:
         recommender = cls(config, encoder, catalog, model)
         if "user_text_embedding" in features:
             recommender._pooled_cache = dict(zip(examples["user_text"], features["user_text_embedding"]))
+        recommender.query_sample = sample_texts(examples["user_text"], config.index.scann_tuning_queries, config.train.seed)
         return recommender
 
     def user_texts(
@@ -183,8 +187,20 @@ class Recommender:
                 self.item_embeddings(),
                 self.config.index,
                 k=max(self.config.index.k, self.config.ranking.num_candidates),
+                query_embeddings=self.tuning_queries(self.config.index),
             )
         return self._index
+
+    def tuning_queries(self, index_config: IndexConfig) -> np.ndarray | None:
+        """``[len(query_sample), embedding_dim]`` query embeddings of the training user-text
+        sample, which ScaNN tunes its search on; None when no ScaNN index will be tuned (exact
+        search needs none) or the model has no sample (then ScaNN tunes on perturbed items)."""
+        tuned = index_config.scann_autotune and not (
+            index_config.scann_num_leaves_to_search and index_config.scann_num_reordering_candidates
+        )
+        if not self.query_sample or not tuned or choose_index(len(self.catalog.item_ids), index_config).kind != "scann":
+            return None
+        return self.query_embeddings(self.query_sample)
 
     def recommend(
         self,
@@ -339,6 +355,7 @@ class Recommender:
             if self.catalog.text_embeddings is not None:
                 np.save(staging / "item_text_embeddings.npy", self.catalog.text_embeddings)
             (staging / "id_vocabulary.txt").write_text("\n".join(self.catalog.id_vocabulary) + "\n")
+            (staging / "query_sample.json").write_text(json.dumps(self.query_sample))
             self._weights_checkpoint(self.model).write(str(staging / "weights" / "model"))
             if self.ranker is not None:
                 tables = self.ranker_tables
@@ -385,6 +402,8 @@ class Recommender:
         model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
         cls._weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
         recommender = cls(config, encoder, catalog, model)
+        if (path / "query_sample.json").is_file():  # models saved by earlier versions have none
+            recommender.query_sample = json.loads((path / "query_sample.json").read_text())
         if (path / "ranker_tables.npz").is_file():
             recommender._load_ranker(path)
         return recommender

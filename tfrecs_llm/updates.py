@@ -81,6 +81,7 @@ def add_items(
     )
     updated = Recommender(recommender.config, recommender.encoder, extended, recommender.model)
     updated._pooled_cache = recommender._pooled_cache
+    updated.query_sample = recommender.query_sample
     if recommender.ranker is not None:
         logger.warning(
             "dropping the ranking head: its item tables cover the %d items it was trained with; "

@@ -64,6 +64,9 @@ def test_export_reloads_in_a_fresh_process_with_the_same_top_k(recommender, tmp_
     if kind == "brute_force":
         _same_top_k(in_process, reloaded)
     else:  # approximate: most of the exact top-5 is found
+        # ScaNN's search was tuned on the query embeddings of the training user-text sample.
+        assert card["index"]["scann"]["queries"] == "query embeddings"
+        assert card["index"]["scann"]["num_queries"] == len(recommender.query_sample) > 10
         overlap = np.mean([len({i for i, _ in a} & {i for i, _ in b}) / 5 for a, b in zip(in_process, reloaded)])
         assert overlap >= 0.6
 

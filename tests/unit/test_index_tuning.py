@@ -61,7 +61,7 @@ def test_tuning_on_given_queries_and_higher_targets_cost_more(catalog) -> None:
     queries = clustered_unit_vectors(400, seed=5)
     low, _ = scann_settings(vectors, 10, IndexConfig(scann_target_recall=0.8), queries)
     high, _ = scann_settings(vectors, 10, IndexConfig(scann_target_recall=0.99), queries)
-    assert low.queries == "given" and low.num_queries == 400
+    assert low.queries == "query embeddings" and low.num_queries == 400
     assert low.recall >= 0.8 and high.recall >= 0.99
     cost = {s: next(p.cost for p in s.evaluated if p.num_leaves_to_search == s.num_leaves_to_search
                     and p.num_reordering_candidates == s.num_reordering_candidates) for s in (low, high)}
@@ -128,3 +128,13 @@ def test_tuning_knobs_round_trip_through_json() -> None:
         {"index.scann_target_recall": 0.9, "index.scann_autotune": False, "index.scann_tuning_queries": 200}
     )
     assert Config.from_json(config.to_json()) == config
+
+
+def test_sample_texts_is_a_seeded_sample_of_distinct_texts() -> None:
+    from tfrecs_llm.index import sample_texts
+
+    texts = [f"text {i % 300}" for i in range(900)]
+    sample = sample_texts(texts, 50, seed=1)
+    assert len(sample) == len(set(sample)) == 50 and set(sample) <= set(texts)
+    assert sample == sample_texts(texts, 50, seed=1) != sample_texts(texts, 50, seed=2)
+    assert sample_texts(["a", "b", "a"], 10) == ["a", "b"]

@@ -58,6 +58,8 @@ def test_save_and_load_give_identical_recommendations(trained, tmp_path) -> None
     for got, want in zip(loaded.recommend(texts, k=4), trained.recommend(texts, k=4)):
         assert [i for i, _ in got] == [i for i, _ in want]
         np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    # The training user-text sample that ScaNN tunes on travels with the model.
+    assert loaded.query_sample == trained.query_sample and len(trained.query_sample) > 10
 
 
 def test_load_rejects_a_folder_that_is_not_a_model(tmp_path) -> None:

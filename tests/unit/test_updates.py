@@ -57,6 +57,7 @@ def test_added_items_survive_save_and_load(trained, tmp_path) -> None:
     loaded = Recommender.load(updated.save(tmp_path / "model"), encoder=make_tiny_encoder())
     assert list(loaded.catalog.id_vocabulary) == list(trained.catalog.id_vocabulary)
     np.testing.assert_allclose(loaded.item_embeddings(), updated.item_embeddings(), atol=1e-5)
+    assert loaded.query_sample == trained.query_sample != []  # ScaNN keeps tuning on real queries
 
 
 def test_duplicate_ids_are_rejected_naming_file_and_lines(trained, tmp_path) -> None:

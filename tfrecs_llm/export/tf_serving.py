@@ -82,6 +82,7 @@ def export_tf_serving(
         item_embeddings,
         index_config,
         k=max(index_config.k, recommender.config.ranking.num_candidates),
+        query_embeddings=recommender.tuning_queries(index_config),
     )
     stage = recommender.ranking_stage(index, item_embeddings)
     module = RecommendModule(

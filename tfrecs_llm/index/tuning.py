@@ -16,6 +16,8 @@ import math
 import time
 from dataclasses import dataclass
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 from scann.scann_ops.py import scann_ops
@@ -132,6 +134,16 @@ def perturbed_item_queries(item_embeddings: np.ndarray, num_queries: int, seed: 
     return items + noise
 
 
+def sample_texts(texts: Sequence[str], max_count: int, seed: int = TUNING_SEED) -> list[str]:
+    """Up to ``max_count`` distinct texts of ``texts``, a seeded sample in first-seen order:
+    user texts whose query embeddings ScaNN is tuned on."""
+    distinct = list(dict.fromkeys(str(t) for t in texts))
+    if len(distinct) <= max_count:
+        return distinct
+    keep = np.sort(np.random.default_rng(seed).choice(len(distinct), max_count, replace=False))
+    return [distinct[i] for i in keep]
+
+
 def exact_top_k(queries: np.ndarray, item_embeddings: np.ndarray, k: int) -> np.ndarray:
     """Positions ``[num_queries, k]`` of each query's ``k`` highest dot products, best first."""
     items = tf.constant(item_embeddings)
@@ -160,7 +172,7 @@ def recall_sample(
             )
         if len(queries) > num_queries:
             queries = queries[np.random.default_rng(TUNING_SEED).choice(len(queries), num_queries, replace=False)]
-        source = "given"
+        source = "query embeddings"
     else:
         queries = perturbed_item_queries(item_embeddings, num_queries)
         source = "perturbed items"
