@@ -85,6 +85,14 @@ def exact_length_texts(tokenizer: Any, count: int, num_tokens: int = QUERY_TOKEN
     return texts[:count]
 
 
+def embed_queries(query_tower: Any, texts: list[str]) -> np.ndarray:
+    """``[len(texts), EMBEDDING_DIM]`` query embeddings, in batches of ``BATCH``."""
+    import tensorflow as tf
+
+    batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
+    return np.concatenate([query_tower({"user_text": tf.constant(batch)}).numpy() for batch in batches])
+
+
 def synthetic_items(
     num_items: int, dim: int = EMBEDDING_DIM, seed: int = 0, centres: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -482,17 +490,13 @@ def main() -> None:
     # A trained two-tower places items where their users' queries land: item clusters are
     # centred on the query embeddings of other texts of the same kind as the measured ones.
     centre_texts = exact_length_texts(encoder.tokenizer, max(args.items // 500, 1), seed=2)
-    centres = np.concatenate(
-        [query_tower({"user_text": tf.constant(centre_texts[i : i + BATCH])}).numpy() for i in range(0, len(centre_texts), BATCH)]
-    )
+    centres = embed_queries(query_tower, centre_texts)
     ids, embeddings = synthetic_items(args.items, centres=centres)
     export_dir.mkdir(parents=True, exist_ok=True)
     np.savez(export_dir / "projection.npz", **dict(zip(["kernel", "bias"], query_tower.projection.get_weights())))
     # Tuning queries: other texts of the same kind as the measured ones, through the same tower.
     tuning_texts = exact_length_texts(encoder.tokenizer, 512, seed=1)
-    tuning_queries = np.concatenate(
-        [query_tower({"user_text": tf.constant(tuning_texts[i : i + BATCH])}).numpy() for i in range(0, 512, BATCH)]
-    )
+    tuning_queries = embed_queries(query_tower, tuning_texts)
     paths, scann, index_choices, size_parts = build_exports(query_tower, ids, embeddings, export_dir, tuning_queries)
     sizes = {name: parts["export_mb"] for name, parts in size_parts.items()}
     if args.sizes_only:

@@ -25,7 +25,7 @@ from tfrecs_llm.data.schema import (
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.distribute import check_created_in_scope, make_strategy, shard_by_data
 from tfrecs_llm.evaluation import evaluate_scores, popularity_scorer
-from tfrecs_llm.index import IndexChoice, build_index, choose_index, sample_texts
+from tfrecs_llm.index import IndexChoice, build_index, choose_index, sample_texts, tunes_search
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.ranking import RankingModel
 from tfrecs_llm.ranking.lists import ItemTables
@@ -195,10 +195,11 @@ class Recommender:
         """``[len(query_sample), embedding_dim]`` query embeddings of the training user-text
         sample, which ScaNN tunes its search on; None when no ScaNN index will be tuned (exact
         search needs none) or the model has no sample (then ScaNN tunes on perturbed items)."""
-        tuned = index_config.scann_autotune and not (
-            index_config.scann_num_leaves_to_search and index_config.scann_num_reordering_candidates
-        )
-        if not self.query_sample or not tuned or choose_index(len(self.catalog.item_ids), index_config).kind != "scann":
+        if (
+            not self.query_sample
+            or not tunes_search(index_config)
+            or choose_index(len(self.catalog.item_ids), index_config).kind != "scann"
+        ):
             return None
         return self.query_embeddings(self.query_sample)
 

@@ -3,7 +3,7 @@
 from tfrecs_llm.index.builder import IndexChoice, build_index, choose_index
 from tfrecs_llm.index.exclusions import top_k_excluding
 from tfrecs_llm.index.scann_layer import ScannIndex
-from tfrecs_llm.index.tuning import ScannSettings, sample_texts, scann_parameters, scann_settings
+from tfrecs_llm.index.tuning import ScannSettings, sample_texts, scann_parameters, scann_settings, tunes_search
 
 __all__ = [
     "IndexChoice",
@@ -15,4 +15,5 @@ __all__ = [
     "sample_texts",
     "scann_settings",
     "top_k_excluding",
+    "tunes_search",
 ]

@@ -14,9 +14,8 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
-
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -288,6 +287,12 @@ def tune_search(
     )
 
 
+def tunes_search(config: IndexConfig) -> bool:
+    """Whether ScaNN's search settings are tuned on sample queries (else config or heuristic)."""
+    search_fixed = bool(config.scann_num_leaves_to_search and config.scann_num_reordering_candidates)
+    return config.scann_autotune and not search_fixed
+
+
 def scann_settings(
     item_embeddings: np.ndarray,
     k: int,
@@ -305,8 +310,8 @@ def scann_settings(
     """
     num_items = len(item_embeddings)
     defaults = scann_parameters(num_items, k, config)
-    search_fixed = bool(config.scann_num_leaves_to_search and config.scann_num_reordering_candidates)
-    if search_fixed or not config.scann_autotune:
+    if not tunes_search(config):
+        search_fixed = bool(config.scann_num_leaves_to_search and config.scann_num_reordering_candidates)
         return ScannSettings(**defaults, source="config" if search_fixed else "heuristic", k=k), None
     k = min(k, num_items)
     started = time.perf_counter()

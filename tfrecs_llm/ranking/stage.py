@@ -37,13 +37,17 @@ def _shared_table(
     or three times. A variable shared by several owners is saved and restored once.
     """
     for table in (_index_table(index), scorer.item_embeddings if scorer is not None else None):
-        if isinstance(table, tf.Variable) and table.dtype == tf.float32:
-            values = table.numpy()
-            if values.size == item_embeddings.size and np.array_equal(
-                values.reshape(item_embeddings.shape), item_embeddings
-            ):
-                return table
+        if _holds(table, item_embeddings):
+            return table
     return tf.Variable(item_embeddings, trainable=False, dtype=tf.float32)
+
+
+def _holds(table: tf.Variable | None, values: np.ndarray) -> bool:
+    """Whether ``table`` is a float32 variable holding exactly ``values`` (flat or not)."""
+    if not isinstance(table, tf.Variable) or table.dtype != tf.float32:
+        return False
+    stored = table.numpy()
+    return stored.size == values.size and np.array_equal(stored.reshape(values.shape), values)
 
 
 def _shared_ids(index: tf.keras.layers.Layer, item_ids: np.ndarray) -> tf.Variable:
@@ -141,9 +145,9 @@ class RankingStage(tf.Module):
         self.row_of = tf.lookup.StaticHashTable(_RowOfId(self.item_ids), default_value=-1)
         self.item_embeddings = _shared_table(index, scorer, item_embeddings)
         self.scorer = scorer
-        if scorer is not None and scorer.item_embeddings is not self.item_embeddings:
-            if np.array_equal(scorer.item_embeddings.numpy(), item_embeddings):
-                self.scorer = _ScorerOnStageTable(scorer, self.item_table)
+        own_table = scorer is not None and scorer.item_embeddings is not self.item_embeddings
+        if own_table and _holds(scorer.item_embeddings, item_embeddings):
+            self.scorer = _ScorerOnStageTable(scorer, self.item_table)
         self.item_texts = tf.Variable(list(item_texts), trainable=False, dtype=tf.string)
         # Item texts are "title. description": titles are then stored as byte lengths and cut
         # from the texts of the few rows a reason names, instead of a second column of strings.
