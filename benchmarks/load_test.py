@@ -57,7 +57,7 @@ class Sample:
 
 def build_sample_export(model_base_path: Path) -> None:
     """Trains a quick model on the bundled sample (frozen MiniLM) and exports version 1 (exact)."""
-    from tfrecs_llm.api import Recommender
+    from tfrecs_llm.recommender import Recommender
     from tfrecs_llm.config import Config
     from tfrecs_llm.data.sample import load_sample
 

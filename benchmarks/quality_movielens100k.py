@@ -34,7 +34,7 @@ from tfrecs_llm import EvaluationConfig, evaluate
 from tfrecs_llm.config import Config
 from tfrecs_llm.data.loaders import load_movielens_100k
 from tfrecs_llm.data.splits import leave_last_out
-from tfrecs_llm.evaluation import per_query_metrics
+from tfrecs_llm.evaluation.protocol import per_query_metrics
 from tfrecs_llm.metrics.bootstrap import bootstrap_intervals
 
 RESULTS = Path(__file__).parent / "results"

@@ -469,15 +469,15 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
 
     from tfrecs_llm.config import EncoderConfig
-    from tfrecs_llm.text.checkpoint import resolve_preset
-    from tfrecs_llm.text.encoder import TextEncoder
+    from tfrecs_llm.text.presets import resolve_preset
+    from tfrecs_llm.text.presets import load_encoder
     from tfrecs_llm.towers import QueryTower
 
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     export_dir = args.export_dir or Path(tempfile.mkdtemp(prefix="query_latency_"))
     export_dir = export_dir / f"{args.items}_items"
     config = EncoderConfig()
-    encoder = TextEncoder.from_config_section(config)
+    encoder = load_encoder(config)
     tf_keras.utils.set_random_seed(0)
     query_tower = QueryTower(encoder, EMBEDDING_DIM)
     query_tower({"user_text": tf.constant(["warm up"])})

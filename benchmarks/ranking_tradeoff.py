@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 import tfrecs_llm  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.sample import load_sample
 from tfrecs_llm.data.schema import validate_interactions, validate_items

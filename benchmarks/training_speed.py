@@ -32,7 +32,7 @@ import tfrecs_llm  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tf_keras
 
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.data.sample import load_sample
@@ -40,8 +40,11 @@ from tfrecs_llm.data.schema import validate_interactions, validate_items
 from tfrecs_llm.data.splits import leave_last_out
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.text.encoder import TextEncoder
-from tfrecs_llm.text.finetune import tokenize_in_pipeline
-from tfrecs_llm.training import Catalog, build_model, example_features, training_examples
+from tfrecs_llm.text.presets import load_encoder
+from tfrecs_llm.text.encoder import embed_texts
+from tfrecs_llm.text.preprocessing import tokenize_in_pipeline
+from tfrecs_llm.data.catalog import Catalog
+from tfrecs_llm.training.retrieval import build_model, example_features, training_examples
 
 RESULTS = Path(__file__).parent / "results"
 BASE = {"train.batch_size": 32, "train.epochs": 1, "encoder.sequence_length": 64}
@@ -138,8 +141,8 @@ def run(quick: bool, events_per_user: int, warmup: int, steps: int) -> dict[str,
     max_steps = warmup + steps if quick else None
     result: dict[str, Any] = {"modes": {}}
 
-    frozen_encoder = TextEncoder.from_config_section(base.encoder)
-    catalog, seconds = _timed(Catalog.build, items, frozen_encoder, verbose=False)
+    frozen_encoder = load_encoder(base.encoder)
+    catalog, seconds = _timed(Catalog.build, items, lambda texts: embed_texts(frozen_encoder, texts, verbose=False))
     catalog.id_vocabulary = catalog.item_ids[np.isin(catalog.item_ids, train["item_id"].astype(str))]
     result["catalog_embedding"] = {"items": len(catalog.item_ids), "seconds": seconds,
                                    "items_per_second": len(catalog.item_ids) / seconds}
@@ -147,7 +150,7 @@ def run(quick: bool, events_per_user: int, warmup: int, steps: int) -> dict[str,
 
     for mode, overrides in MODES.items():
         config = base.with_overrides({"encoder.trainable": mode, **overrides})
-        encoder = frozen_encoder if mode == "frozen" else TextEncoder.from_config_section(config.encoder)
+        encoder = frozen_encoder if mode == "frozen" else load_encoder(config.encoder)
         features, seconds = _timed(example_features, examples, catalog, encoder, config, verbose=False)
         if mode == "frozen":
             unique = len(set(examples["user_text"]))

@@ -38,7 +38,7 @@ _select_legacy_keras()
 _LAZY = {
     "Config": "tfrecs_llm.config",
     "RankingConfig": "tfrecs_llm.config",
-    "Recommender": "tfrecs_llm.api",
+    "Recommender": "tfrecs_llm.recommender",
     "load_items": "tfrecs_llm.data.schema",
     "load_interactions": "tfrecs_llm.data.schema",
     "validate_items": "tfrecs_llm.data.schema",
@@ -46,9 +46,9 @@ _LAZY = {
     "SchemaError": "tfrecs_llm.data.schema",
     "UserTextBuilder": "tfrecs_llm.data.user_text",
     "load_sample": "tfrecs_llm.data.sample",
-    "evaluate": "tfrecs_llm.comparison",
-    "EvaluationConfig": "tfrecs_llm.comparison",
-    "EvaluationReport": "tfrecs_llm.report",
+    "evaluate": "tfrecs_llm.evaluation.compare",
+    "EvaluationConfig": "tfrecs_llm.evaluation.compare",
+    "EvaluationReport": "tfrecs_llm.evaluation.report",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -130,7 +130,7 @@ class TrainConfig:
     remove_accidental_hits: mask in-batch negatives that are the positive item.
     batch_size: the global batch; under a distribution strategy each replica takes its share.
     strategy: ``default`` (one process), ``mirrored`` (every local GPU) or ``multi_worker``
-        (the machines in ``TF_CONFIG``); see ``tfrecs_llm.distribute``.
+        (the machines in ``TF_CONFIG``); see ``tfrecs_llm.training.distribute``.
     """
 
     epochs: int = 5

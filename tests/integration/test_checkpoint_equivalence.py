@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tfrecs_llm.config import EncoderConfig
-from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.text.presets import load_encoder
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "minilm_referen
 
 def test_embeddings_match_sentence_transformers() -> None:
     config = EncoderConfig(sequence_length=REFERENCE["max_seq_length"])
-    encoder = TextEncoder.from_config_section(config, normalize=True)
+    encoder = load_encoder(config, normalize=True)
     ours = encoder(tf.constant(REFERENCE["sentences"])).numpy()
     expected = np.asarray(REFERENCE["embeddings"], np.float32)
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
@@ -31,7 +31,7 @@ def test_embeddings_match_sentence_transformers() -> None:
 
 
 def test_truncation_keeps_the_first_tokens_and_sep() -> None:
-    encoder = TextEncoder.from_config_section(EncoderConfig(sequence_length=16))
+    encoder = load_encoder(EncoderConfig(sequence_length=16))
     long_text = REFERENCE["sentences"][-1]
     token_ids, mask = encoder.tokenize(tf.constant([long_text]))
     assert token_ids.shape == (1, 16)

@@ -20,8 +20,8 @@ import pytest
 from tests.conftest import make_tiny_encoder
 from tests.unit.test_serving_rest import running_server
 from tests.unit.tiny_data import NEW_ITEM, SPACE_TEXT, tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
-from tfrecs_llm.cli_updates import add_update_commands
+from tfrecs_llm.recommender import Recommender
+from tfrecs_llm.cli.updates import add_parser
 from tfrecs_llm.config import Config
 from tfrecs_llm.export.layout import versions
 from tfrecs_llm.export.predict import predict_saved_model
@@ -39,7 +39,7 @@ def _run_cli(*argv: str) -> str:
     (Not capsys: uvicorn's logging setup would close pytest's captured stderr behind capsys.)
     """
     parser = argparse.ArgumentParser(prog="tfrecs-llm")
-    add_update_commands(parser.add_subparsers(dest="command", required=True))
+    add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert args.run(args) == 0

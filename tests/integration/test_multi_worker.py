@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from tests.conftest import save_tiny_preset
 from tests.unit.tiny_data import tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import save_tiny_preset
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.sample import load_sample
 from tfrecs_llm.data.schema import validate_interactions, validate_items

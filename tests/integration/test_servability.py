@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config
 from tfrecs_llm.export.op_audit import audit_saved_model
 from tfrecs_llm.export.servability import ServabilityToolError, build_load_and_run, check_servable

@@ -8,12 +8,12 @@ import pytest
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_split
-from tfrecs_llm.baselines.id_only import id_only_scorer
-from tfrecs_llm.baselines.popularity import popularity_scorer
-from tfrecs_llm.baselines.tfidf import TfIdfScorer
-from tfrecs_llm.baselines.zero_shot import ZeroShotScorer
+from tfrecs_llm.evaluation.baselines.id_only import id_only_scorer
+from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
+from tfrecs_llm.evaluation.baselines.tfidf import TfIdfScorer
+from tfrecs_llm.evaluation.baselines.zero_shot import ZeroShotScorer
 from tfrecs_llm.data.user_text import UserTextBuilder
-from tfrecs_llm.evaluation import HeldOutSet, per_query_metrics, rank_held_out
+from tfrecs_llm.evaluation.protocol import HeldOutSet, per_query_metrics, rank_held_out
 
 
 def _queries(*texts: str, users: list[str] | None = None) -> pd.DataFrame:

@@ -13,10 +13,10 @@ import tensorflow as tf
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.cli import main
 from tfrecs_llm.config import Config
-from tfrecs_llm.distribute import is_chief, make_strategy, parse_tf_config
+from tfrecs_llm.training.distribute import is_chief, make_strategy, parse_tf_config
 
 CLUSTER = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
 

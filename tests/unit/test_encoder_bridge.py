@@ -79,11 +79,11 @@ def test_import_selects_legacy_keras() -> None:
 
 def test_sequence_length_beyond_the_checkpoint_is_refused_naming_the_field(tmp_path) -> None:
     from tfrecs_llm.config import EncoderConfig
-    from tfrecs_llm.text.encoder import TextEncoder
+    from tfrecs_llm.text.presets import load_encoder
 
     preset = save_tiny_preset(tmp_path / "tiny_bert", sequence_length=32)
     with pytest.raises(ValueError, match="encoder.sequence_length is 64 .* 32 tokens"):
-        TextEncoder.from_config_section(EncoderConfig(preset=str(preset), sequence_length=64))
+        load_encoder(EncoderConfig(preset=str(preset), sequence_length=64))
 
 
 def test_embed_texts_traces_bert_once_per_encoder(tiny_encoder) -> None:

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_interactions, tiny_items
 from tfrecs_llm import EvaluationConfig, evaluate
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.cli import main
 from tfrecs_llm.config import Config
 from tfrecs_llm.data.schema import validate_interactions, validate_items

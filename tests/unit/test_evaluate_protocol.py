@@ -8,7 +8,7 @@ import pytest
 
 from tfrecs_llm.data.schema import validate_interactions, validate_items
 from tfrecs_llm.data.user_text import UserTextBuilder
-from tfrecs_llm.evaluation import QUERY_COLUMNS, HeldOutSet, beyond_accuracy, per_query_metrics, rank_held_out
+from tfrecs_llm.evaluation.protocol import QUERY_COLUMNS, HeldOutSet, beyond_accuracy, per_query_metrics, rank_held_out
 from tfrecs_llm.metrics import ranking_metrics
 from tfrecs_llm.metrics.bootstrap import bootstrap_intervals
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.unit.tiny_data import tiny_items
 from tfrecs_llm.data.schema import validate_interactions
-from tfrecs_llm.serving.event_log import Event, EventLog, events_to_interactions, parse_event
+from tfrecs_llm.data.events import Event, events_to_interactions, parse_event
+from tfrecs_llm.serving.event_log import EventLog
 
 HOSTILE_ID = "x'); DROP TABLE events; -- \"quoted\" \\ ü"
 

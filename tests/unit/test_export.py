@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config, IndexConfig
 from tfrecs_llm.export.layout import staged_version, versions
 from tfrecs_llm.export.model_config import read_models_config

@@ -9,13 +9,15 @@ import tf_keras
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_split
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config, EncoderConfig
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.data.pipeline import make_dataset
-from tfrecs_llm.text.finetune import apply_finetune_mode, tokenize_in_pipeline
+from tfrecs_llm.data.catalog import Catalog
+from tfrecs_llm.text.finetune import apply_finetune_mode
+from tfrecs_llm.text.preprocessing import tokenize_in_pipeline
 from tfrecs_llm.towers import QueryTower
-from tfrecs_llm.training import Catalog, example_features, training_examples
+from tfrecs_llm.training.retrieval import example_features, training_examples
 
 TEXTS = tf.constant(["space rocket planet", "pasta sauce cooking", "jazz music history"])
 
@@ -159,7 +161,7 @@ def test_mixed_bfloat16_bert_feeds_float32_heads() -> None:
 
 def test_only_a_frozen_encoder_caches_user_text_embeddings(tables) -> None:
     items, train, _ = tables
-    catalog = Catalog.build(items, None, verbose=False)
+    catalog = Catalog.build(items)
     for mode, cached in [("frozen", True), ("full", False), ("top_layers", False), ("lora", False)]:
         config = _config(**{"encoder.trainable": mode, "encoder.trainable_layers": 1})
         encoder = make_tiny_encoder()

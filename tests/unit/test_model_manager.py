@@ -20,11 +20,12 @@ import tensorflow as tf
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config
 from tfrecs_llm.export.layout import staged_version, versions
 from tfrecs_llm.export.warmup import write_warmup_requests
-from tfrecs_llm.serving.model_manager import InvalidRequest, ModelManager, ServableNotFound, VersionStatus
+from tfrecs_llm.serving.errors import InvalidRequest, ServableNotFound
+from tfrecs_llm.serving.model_manager import ModelManager, VersionStatus
 
 TEXTS = ["space rocket planet", "pasta sauce cooking", ""]
 

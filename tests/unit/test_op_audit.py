@@ -11,7 +11,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config
 from tfrecs_llm.export.op_audit import audit_saved_model, saved_model_op_types
 

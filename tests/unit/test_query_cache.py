@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tests.unit.test_model_manager import exported_tiny_model
-from tfrecs_llm.serving.model_manager import LoadedVersion, ModelManager
+from tfrecs_llm.serving.loaded_version import LoadedVersion
+from tfrecs_llm.serving.model_manager import ModelManager
 from tfrecs_llm.serving.query_cache import QueryEmbeddingCache
 
 TEXTS = np.array(["space rocket planet", "pasta sauce cooking", "space rocket planet", ""], dtype=object)

@@ -9,12 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
 
 from tfrecs_llm.config import RankingConfig
 from tfrecs_llm.data.pipeline import make_dataset
-from tfrecs_llm.losses import category_one_hot
-from tfrecs_llm.ranking.lists import ItemTables, keep_lists_with_positives, retrieve_candidates
-from tfrecs_llm.ranking.trainer import build_ranker, list_metrics, score_lists
+from tfrecs_llm.losses import category_one_hot, relevance_loss
+from tfrecs_llm.evaluation.ranking import list_metrics, score_lists
+from tfrecs_llm.ranking.lists import keep_lists_with_positives, retrieve_candidates
+from tfrecs_llm.ranking.scorer import CandidateScorer
+from tfrecs_llm.ranking.topics import ItemTables
+from tfrecs_llm.training.ranker import build_ranker
 
 
 def test_candidates_are_retrieval_top_k_minus_exclusions() -> None:
@@ -57,20 +62,57 @@ def _small_world(seed: int = 0):
     return items, tables, keep_lists_with_positives(lists)
 
 
-def _train(lambda_div: float, world) -> np.ndarray:
-    items, tables, lists = world
-    tf.keras.utils.set_random_seed(3)
-    model = build_ranker(items, tables, RankingConfig(lambda_div=lambda_div, num_candidates=10), 0.05)
+def _fit(model: tf_keras.Model, lists: dict[str, np.ndarray]) -> np.ndarray:
     model.scorer.normalize.adapt(model.scorer.scalar_features({k: tf.constant(v) for k, v in lists.items()}))
-    model.fit(make_dataset(lists, 32, seed=3), epochs=2, verbose=0)
+    model.fit(make_dataset(lists, 32, seed=3), epochs=4, verbose=0)
     return score_lists(model, lists)
 
 
+def _train(lambda_div: float, world) -> np.ndarray:
+    items, tables, lists = world
+    tf.keras.utils.set_random_seed(3)
+    return _fit(build_ranker(items, tables, RankingConfig(lambda_div=lambda_div, num_candidates=10), 0.05), lists)
+
+
+class _RelevanceOnlyRanker(tfrs.Model):
+    """A TFRS ranking model with no diversity term at all: the scorer and a Ranking task."""
+
+    def __init__(self, scorer: CandidateScorer, config: RankingConfig) -> None:
+        super().__init__()
+        self.scorer = scorer
+        self.task = tfrs.tasks.Ranking(loss=relevance_loss(config.relevance_loss))
+
+    def call(self, features):
+        return self.scorer(features)
+
+    def compute_loss(self, features, training=False):
+        return self.task(labels=features["labels"], predictions=self.scorer(features))
+
+
 def test_lambda_zero_is_the_relevance_only_ranker() -> None:
-    world = _small_world()
-    relevance_only = _train(0.0, world)
-    np.testing.assert_allclose(_train(0.0, world), relevance_only, atol=1e-6)
-    assert not np.allclose(_train(1.0, world), relevance_only, atol=1e-3)
+    items, tables, lists = _small_world()
+    config = RankingConfig(lambda_div=0.0, num_candidates=10)
+    ours = build_ranker(items, tables, config, 0.05)
+    scorer = CandidateScorer(items, tables.scalars, tables.topics, config.hidden_units, 0.05)
+    plain = _RelevanceOnlyRanker(scorer, config)
+    plain.compile(optimizer=tf_keras.optimizers.Adam(config.learning_rate))
+    first = {k: tf.constant(v[:2]) for k, v in lists.items()}
+    ours.scorer(first), plain.scorer(first)
+    plain.scorer.set_weights(ours.scorer.get_weights())  # the same starting point
+    np.testing.assert_allclose(_fit(ours, lists), _fit(plain, lists), atol=1e-4)
+
+
+def test_the_diversity_term_spreads_the_top_of_the_lists_over_more_categories() -> None:
+    items, tables, lists = world = _small_world()
+    categories = np.array([f"c{i % 4}" for i in range(60)])
+    positives = lists["candidate_rows"][lists["labels"].astype(bool)]
+
+    def entropy(scores: np.ndarray) -> float:
+        metrics = list_metrics(lists["candidate_rows"], scores, positives, categories, items, k=5)
+        return metrics["category_entropy@5"]
+
+    relevance_only, diverse = entropy(_train(0.0, world)), entropy(_train(5.0, world))
+    assert diverse > relevance_only + 0.05, (relevance_only, diverse)
 
 
 def test_untrained_ranker_keeps_retrieval_order() -> None:
@@ -91,7 +133,7 @@ def test_bad_ranking_config(field, value, message) -> None:
 
 
 def test_k_larger_than_the_list_is_rejected() -> None:
-    from tfrecs_llm.ranking.trainer import evaluate_ranking
+    from tfrecs_llm.evaluation.ranking import evaluate_ranking
 
     with pytest.raises(ValueError, match="k=60 is larger than the candidate list \\(50\\)"):
         evaluate_ranking(None, None, None, None, num_candidates=50, k=60)

@@ -161,7 +161,7 @@ def test_explain_needs_titles_or_their_lengths() -> None:
 
 @pytest.mark.parametrize("kind", ["brute_force", "scann"])
 def test_a_ranker_reads_the_index_table_and_scores_as_before(kind: str, tmp_path: Path) -> None:
-    from tfrecs_llm.models.ranking import CandidateScorer
+    from tfrecs_llm.ranking.scorer import CandidateScorer
 
     data = catalog(400)
     rng = np.random.default_rng(1)

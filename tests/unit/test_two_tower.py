@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import tiny_split
-from tfrecs_llm.api import Recommender
+from tfrecs_llm.recommender import Recommender
 from tfrecs_llm.config import Config
 
 

@@ -1,4 +1,5 @@
-"""Live updates without retraining from scratch: add_items (text-only new items) and update.
+"""Live updates without retraining from scratch: Recommender.add_items (text-only new items)
+and Recommender.update.
 
 The exported and served side (versions N+1, the CLI, a polling server) is in
 tests/integration/test_live_updates.py.
@@ -16,13 +17,12 @@ import tensorflow as tf
 
 from tests.conftest import make_tiny_encoder
 from tests.unit.tiny_data import NEW_ITEM, SPACE_TEXT, tiny_interactions, tiny_items
-from tfrecs_llm.api import Recommender
-from tfrecs_llm.cli_updates import add_update_commands, cmd_add_items, cmd_update
+from tfrecs_llm.recommender import Recommender
+from tfrecs_llm.cli.updates import add_parser, run_add_items, run_update
 from tfrecs_llm.config import Config
-from tfrecs_llm.data.schema import SchemaError
-from tfrecs_llm.updates import add_items, update
-
-
+from tfrecs_llm.data.pipeline import make_dataset
+from tfrecs_llm.data.schema import SchemaError, validate_interactions
+from tfrecs_llm.training.retrieval import example_features, training_examples
 
 def _config(**overrides: object) -> Config:
     base = {"train.epochs": 3, "train.batch_size": 32, "encoder.sequence_length": 32}
@@ -41,7 +41,7 @@ def _top_ids(recommender: Recommender, text: str, k: int = 10) -> list[str]:
 
 
 def test_added_item_is_recommended_at_once(trained) -> None:
-    updated = add_items(trained, pd.DataFrame([NEW_ITEM]))
+    updated = trained.add_items(pd.DataFrame([NEW_ITEM]))
 
     assert len(updated.catalog.item_ids) == 25 and len(trained.catalog.item_ids) == 24
     assert list(updated.catalog.id_vocabulary) == list(trained.catalog.id_vocabulary)
@@ -53,7 +53,7 @@ def test_added_item_is_recommended_at_once(trained) -> None:
 
 
 def test_added_items_survive_save_and_load(trained, tmp_path) -> None:
-    updated = add_items(trained, pd.DataFrame([NEW_ITEM]))
+    updated = trained.add_items(pd.DataFrame([NEW_ITEM]))
     loaded = Recommender.load(updated.save(tmp_path / "model"), encoder=make_tiny_encoder())
     assert list(loaded.catalog.id_vocabulary) == list(trained.catalog.id_vocabulary)
     np.testing.assert_allclose(loaded.item_embeddings(), updated.item_embeddings(), atol=1e-5)
@@ -67,40 +67,40 @@ def test_duplicate_ids_are_rejected_naming_file_and_lines(trained, tmp_path) -> 
     )
     with pytest.raises(ValueError, match=r"new.csv: 2 item id\(s\) already in the catalog \(line 3 'space-1', "
                                          r"line 4 'music-2'\)"):
-        add_items(trained, csv)
+        trained.add_items(csv)
     frame = pd.DataFrame([{**NEW_ITEM, "item_id": "cooking-0"}])
     with pytest.raises(ValueError, match=r"new items: 1 item id\(s\) already in the catalog \(row 0 'cooking-0'\)"):
-        add_items(trained, frame)
+        trained.add_items(frame)
     with pytest.raises(SchemaError, match="column 'item_id' has 2 duplicate values"):
-        add_items(trained, pd.DataFrame([NEW_ITEM, NEW_ITEM]))
+        trained.add_items(pd.DataFrame([NEW_ITEM, NEW_ITEM]))
 
 
 def test_bad_item_files_get_clear_errors(trained, tmp_path) -> None:
     with pytest.raises(SchemaError, match="nope.csv: file not found"):
-        add_items(trained, tmp_path / "nope.csv")
+        trained.add_items(tmp_path / "nope.csv")
     (tmp_path / "no_description.csv").write_text("item_id,title\nx,X\n")
     with pytest.raises(SchemaError, match="no_description.csv: missing required column 'description'"):
-        add_items(trained, tmp_path / "no_description.csv")
+        trained.add_items(tmp_path / "no_description.csv")
     (tmp_path / "empty_title.csv").write_text("item_id,title,description\nx,,about x\n")
     with pytest.raises(SchemaError, match=r"empty_title.csv: column 'title' has 1 empty value \(first rows: line 2"):
-        add_items(trained, tmp_path / "empty_title.csv")
+        trained.add_items(tmp_path / "empty_title.csv")
     (tmp_path / "header_only.csv").write_text("item_id,title,description\n")
     with pytest.raises(ValueError, match="header_only.csv: no items to add"):
-        add_items(trained, tmp_path / "header_only.csv")
+        trained.add_items(tmp_path / "header_only.csv")
 
 
 def test_the_ranking_head_is_dropped_with_a_warning(trained, caplog) -> None:
-    with_ranker = Recommender(trained.config, trained.encoder, trained.catalog, trained.model)
-    with_ranker.ranker = object()  # add_items only needs to know that one is set
-    with caplog.at_level(logging.WARNING, logger="tfrecs_llm.updates"):
-        updated = add_items(with_ranker, pd.DataFrame([NEW_ITEM]))
+    # add_items only needs to know that a ranker is set
+    with_ranker = Recommender(trained.config, trained.encoder, trained.catalog, trained.model, ranker=(object(), None))
+    with caplog.at_level(logging.WARNING, logger="tfrecs_llm.recommender"):
+        updated = with_ranker.add_items(pd.DataFrame([NEW_ITEM]))
     assert updated.ranker is None and "dropping the ranking head" in caplog.text
 
 
 def test_a_full_fine_tuning_model_embeds_new_items_with_the_given_pretrained_encoder(trained) -> None:
     full = Recommender(_config(**{"encoder.trainable": "full"}), trained.encoder, trained.catalog, trained.model)
     pretrained = make_tiny_encoder(seed=1)
-    updated = add_items(full, pd.DataFrame([NEW_ITEM]), item_encoder=pretrained)
+    updated = full.add_items(pd.DataFrame([NEW_ITEM]), item_encoder=pretrained)
     text = f"{NEW_ITEM['title']}. {NEW_ITEM['description']}"
     expected = pretrained(tf.constant([text])).numpy()[0]
     np.testing.assert_allclose(updated.catalog.text_embeddings[-1], expected, atol=1e-5)
@@ -116,21 +116,43 @@ def _new_events() -> pd.DataFrame:
     return pd.concat([events, pd.DataFrame([dislike])], ignore_index=True)
 
 
-def test_update_fine_tunes_in_place_and_resumes_from_its_checkpoint(trained, tmp_path) -> None:
+def _new_event_loss(recommender: Recommender, history: pd.DataFrame) -> float:
+    """The two-tower retrieval loss (what fine-tuning minimises) on the positive new events,
+    each with its user text as of just before it."""
+    events = validate_interactions(history, recommender.catalog.items)
+    examples = training_examples(events, recommender.builder, recommender.config)
+    examples = examples[(events["type"] == "like").to_numpy()]
+    features = example_features(examples, recommender.catalog, recommender.encoder, recommender.config, False)
+    dataset = make_dataset(features, batch_size=len(examples), shuffle=False)
+    return recommender.model.evaluate(dataset, return_dict=True, verbose=0)["loss"]
+
+
+def test_update_fine_tunes_in_place_towards_the_new_events(trained, tmp_path) -> None:
     copy = Recommender.load(trained.save(tmp_path / "model"), encoder=make_tiny_encoder())
-    before = copy.model.query_tower.projection.kernel.numpy().copy()
-    items_before = copy.item_embeddings()
-    copy.recommend([SPACE_TEXT], k=5)  # builds the index, which update must reset
     history = pd.concat([tiny_interactions(), _new_events()], ignore_index=True)
+    before = _new_event_loss(copy, history)
+    copy.recommend([SPACE_TEXT], k=5)  # builds the index and the serving stage
 
-    result = update(copy, _new_events(), history, epochs=1, checkpoint_dir=tmp_path / "ckpt")
-    assert result is copy and copy._index is None
-    assert not np.allclose(copy.model.query_tower.projection.kernel.numpy(), before)
-    assert not np.allclose(copy.item_embeddings(), items_before)
+    trained_on = copy.update(_new_events(), history, epochs=3, checkpoint_dir=tmp_path / "ckpt")
+
+    assert trained_on == 4  # the four likes; the dislike is not trained on
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-3")
+    # The model now fits the new events better (the loss on them fell by more than noise).
+    assert _new_event_loss(copy, history) < 0.9 * before
+    # In-process answers use the fine-tuned towers: the same as the saved and reloaded model's.
+    reloaded = Recommender.load(copy.save(tmp_path / "updated"), encoder=make_tiny_encoder())
+    texts = [SPACE_TEXT, "pasta sauce cooking", "jazz music history"]
+    in_process, from_disk = copy.recommend(texts, k=5), reloaded.recommend(texts, k=5)
+    assert [[i for i, _ in row] for row in in_process] == [[i for i, _ in row] for row in from_disk]
+    np.testing.assert_allclose([[s for _, s in row] for row in in_process],
+                               [[s for _, s in row] for row in from_disk], atol=1e-5)
+
+
+def test_update_resumes_from_its_checkpoint(trained, tmp_path) -> None:
+    copy = Recommender.load(trained.save(tmp_path / "model"), encoder=make_tiny_encoder())
+    copy.update(_new_events(), tiny_interactions(), epochs=1, checkpoint_dir=tmp_path / "ckpt")
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-1")
-    assert len(_top_ids(copy, SPACE_TEXT, k=5)) == 5
-
-    update(copy, _new_events(), tiny_interactions(), epochs=2, checkpoint_dir=tmp_path / "ckpt")
+    copy.update(_new_events(), tiny_interactions(), epochs=2, checkpoint_dir=tmp_path / "ckpt")
     assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ckpt-3")
 
 
@@ -138,12 +160,12 @@ def test_update_rejects_unknown_items_and_no_positive_events(trained) -> None:
     unknown = pd.DataFrame([{"user_id": "u1", "item_id": "space-99", "timestamp": 1_800_000_000}])
     message = "new events: column 'item_id' has 1 value not in the item catalog.*'space-99'"
     with pytest.raises(SchemaError, match=message):
-        update(trained, unknown, tiny_interactions())
+        trained.update(unknown, tiny_interactions())
     only_dislikes = _new_events().tail(1)
     with pytest.raises(ValueError, match="nothing to train on"):
-        update(trained, only_dislikes, tiny_interactions())
+        trained.update(only_dislikes, tiny_interactions())
     with pytest.raises(ValueError, match="epochs must be >= 1"):
-        update(trained, _new_events(), tiny_interactions(), epochs=0)
+        trained.update(_new_events(), tiny_interactions(), epochs=0)
 
 
 def test_bag_of_words_items_need_no_encoder() -> None:
@@ -151,24 +173,23 @@ def test_bag_of_words_items_need_no_encoder() -> None:
     recommender = Recommender.train(
         tiny_items(per_topic=8), tiny_interactions(), config, encoder=make_tiny_encoder(), verbose=False
     )
-    updated = add_items(recommender, pd.DataFrame([NEW_ITEM]))
+    updated = recommender.add_items(pd.DataFrame([NEW_ITEM]))
     assert updated.catalog.text_embeddings is None and updated.catalog.texts[-1].startswith(NEW_ITEM["title"])
     assert "space-new" in _top_ids(updated, SPACE_TEXT)
 
 
-
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tfrecs-llm")
-    add_update_commands(parser.add_subparsers(dest="command", required=True))
+    add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
 
 def test_cli_options_all_have_help() -> None:
     args = _parse("update", "--model", "m", "--events-db", "e", "--interactions", "i", "--name", "n")
-    assert (args.epochs, args.since_event_id, args.base_path, args.run) == (1, 0, "saved_models", cmd_update)
-    assert _parse("add-items", "new.csv", "--model", "m", "--name", "n").run is cmd_add_items
+    assert (args.epochs, args.since_event_id, args.base_path, args.run) == (1, 0, "saved_models", run_update)
+    assert _parse("add-items", "new.csv", "--model", "m", "--name", "n").run is run_add_items
     parser = argparse.ArgumentParser()
-    add_update_commands(parser.add_subparsers())
+    add_parser(parser.add_subparsers())
     for name, sub in parser._subparsers._group_actions[0].choices.items():
         assert all(action.help for action in sub._actions), name
 
@@ -176,12 +197,12 @@ def test_cli_options_all_have_help() -> None:
 def test_cli_user_errors_are_one_paragraph_before_any_model_loads(tmp_path) -> None:
     common = ["--model", str(tmp_path / "no_model"), "--name", "n"]
     with pytest.raises(FileNotFoundError, match="new.csv: file not found"):
-        cmd_add_items(_parse("add-items", str(tmp_path / "new.csv"), *common))
+        run_add_items(_parse("add-items", str(tmp_path / "new.csv"), *common))
     update_args = ["update", *common, "--interactions", "i.csv", "--events-db"]
     with pytest.raises(FileNotFoundError, match="events.sqlite does not exist"):
-        cmd_update(_parse(*update_args, str(tmp_path / "events.sqlite")))
+        run_update(_parse(*update_args, str(tmp_path / "events.sqlite")))
     (tmp_path / "notes.txt").write_text("not a database, but long enough to have a header page " * 20)
     with pytest.raises(ValueError, match="notes.txt is not a feedback log"):
-        cmd_update(_parse(*update_args, str(tmp_path / "notes.txt")))
+        run_update(_parse(*update_args, str(tmp_path / "notes.txt")))
     with pytest.raises(ValueError, match="--since-event-id must be >= 0"):
-        cmd_update(_parse(*update_args, str(tmp_path / "notes.txt"), "--since-event-id", "-1"))
+        run_update(_parse(*update_args, str(tmp_path / "notes.txt"), "--since-event-id", "-1"))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tfrecs_llm.config import DataConfig
-from tfrecs_llm.data.schema import SchemaError, validate_interactions
+from tfrecs_llm.data.schema import SchemaError, validate_interactions, validate_items
 from tfrecs_llm.data.user_text import UserTextBuilder
 
 # One unique word per item, so "is item X's title in this text?" is a word test.
@@ -58,7 +58,7 @@ def test_build_cuts_to_max_words_keeping_whole_words_and_no_dangling_separator()
 def test_custom_separator_and_from_config():
     items = pd.DataFrame({"item_id": [1, 2], "title": ["Dune", "Emma"], "description": ""})
     config = DataConfig(history_length=1, max_user_text_words=3, title_separator=" | ")
-    builder = UserTextBuilder.from_config(items, config)
+    builder = UserTextBuilder.from_config(validate_items(items), config)
     assert builder.build("", ["1", "2"]) == "Emma"
     assert builder.build("read", ["1", "2"]) == "read | Emma"
     assert builder.build("a b c d", ["1"]) == "a b c"

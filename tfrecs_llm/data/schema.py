@@ -6,18 +6,25 @@ returned here: ids and texts are Python ``str`` in ``object`` columns (so ``.val
 index. Problems raise :class:`SchemaError` naming the table, the column, what is expected and
 the first offending rows; for CSV sources also the file line (header = line 1, one line per
 record).
+
+Validation happens once, at the edge: the public entry points (``Recommender``'s methods,
+``tfrecs_llm.evaluate``, the CLI, the loaders) call ``validate_*`` / ``load_*``; everything below
+them takes validated tables and never validates again. A validated table carries a stamp in
+``DataFrame.attrs`` (kept by pandas through copies, slices and sorts, dropped by ``pd.concat``
+with an unstamped table and by new frames), so a validated table handed to another entry point
+costs a dtype check, not a second full validation.
 """
 
 from __future__ import annotations
 
-import datetime
-import numbers
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from tfrecs_llm.data.timestamps import is_number, parse_utc_timestamps
 
 ITEM_COLUMNS = ("item_id", "title", "description")
 OPTIONAL_ITEM_COLUMNS = ("category", "tags", "published_at")
@@ -27,9 +34,7 @@ OPTIONAL_INTERACTION_COLUMNS = ("rating", "label", "user_text")
 _MAX_REPORTED_ROWS = 5
 _MAX_REPORTED_COLUMNS = 20
 _MAX_VALUE_CHARS = 40
-# datetime64[ns] can only hold this range; anything outside is almost always a unit mistake.
-_NS_MIN = pd.Timestamp("1677-09-22", tz="UTC")
-_NS_MAX = pd.Timestamp("2262-04-11", tz="UTC")
+_STAMP = "tfrecs_llm.schema"
 _TIMESTAMP_EXPECTED = (
     "expected unix seconds (not milliseconds), ISO 8601 strings or datetimes between 1677 and 2262"
 )
@@ -51,6 +56,8 @@ def validate_items(df: pd.DataFrame, source: str = "items") -> pd.DataFrame:
     """
     source = str(source)
     require_columns(df, ITEM_COLUMNS, source, OPTIONAL_ITEM_COLUMNS)
+    if is_validated(df, "items"):
+        return df
     out = df.copy()
     problems: list[str] = []
     item_ids = _text_column(df, "item_id", source, problems, required=True)
@@ -67,6 +74,7 @@ def validate_items(df: pd.DataFrame, source: str = "items") -> pd.DataFrame:
         out["published_at"] = _timestamp_column(df, "published_at", source, problems, False)
     if problems:
         raise SchemaError("\n".join(problems))
+    out.attrs[_STAMP] = "items"
     return out
 
 
@@ -85,6 +93,13 @@ def validate_interactions(
     """
     source = str(source)
     require_columns(df, INTERACTION_COLUMNS, source, OPTIONAL_INTERACTION_COLUMNS)
+    if is_validated(df, "interactions"):
+        if items is not None:
+            problems = []
+            _check_known_items(df, df["item_id"], items, source, problems)
+            if problems:
+                raise SchemaError("\n".join(problems))
+        return df
     out = df.copy()
     problems: list[str] = []
     out["user_id"] = _text_column(df, "user_id", source, problems, required=True)
@@ -101,7 +116,21 @@ def validate_interactions(
         out["user_text"] = _text_column(df, "user_text", source, problems, required=False)
     if problems:
         raise SchemaError("\n".join(problems))
+    out.attrs[_STAMP] = "interactions"
     return out
+
+
+def is_validated(df: pd.DataFrame, kind: str) -> bool:
+    """Whether ``df`` came from ``validate_items`` (``kind="items"``) or ``validate_interactions``
+    (``"interactions"``) and still has the dtypes they give (string ids, UTC timestamps)."""
+    if not isinstance(df, pd.DataFrame) or df.attrs.get(_STAMP) != kind:
+        return False
+    ids = ("item_id",) if kind == "items" else ("user_id", "item_id")
+    if not all(column in df.columns and df[column].dtype == object for column in ids):
+        return False
+    if kind == "items":
+        return all(column in df.columns for column in ITEM_COLUMNS + ("category", "tags"))
+    return isinstance(df["timestamp"].dtype, pd.DatetimeTZDtype)
 
 
 def load_items(path: str | Path) -> pd.DataFrame:
@@ -222,76 +251,18 @@ def _timestamp_column(
     df: pd.DataFrame, column: str, source: str, problems: list[str], required: bool
 ) -> pd.Series:
     """Parses to ``datetime64[ns, UTC]``; naive times are UTC, numbers are unix seconds."""
-    series = df[column]
-    ns = np.full(len(series), np.iinfo(np.int64).min, dtype=np.int64)  # NaT everywhere
-    bad = np.zeros(len(series), dtype=bool)
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        parsed = pd.DatetimeIndex(series)
-        parsed = parsed.tz_localize("UTC") if parsed.tz is None else parsed.tz_convert("UTC")
-        missing = np.flatnonzero(parsed.isna()).tolist()
-        present = np.flatnonzero(parsed.notna())
-        _fill_ns(ns, bad, present, parsed[present])
-    else:
-        cells: dict[str, tuple[list[int], list[Any]]] = {
-            kind: ([], []) for kind in ("missing", "bad", "seconds", "text", "datetime")
-        }
-        for pos, (value, is_na) in enumerate(zip(series.tolist(), series.isna().to_numpy())):
-            kind, normalised = ("missing", None) if is_na else _classify_time(value)
-            cells[kind][0].append(pos)
-            cells[kind][1].append(normalised)
-        missing = cells["missing"][0]
-        bad[cells["bad"][0]] = True
-        at, seconds = cells["seconds"]
-        seconds = np.asarray(seconds, dtype=float)
-        _fill_ns(ns, bad, at, pd.to_datetime(seconds, unit="s", utc=True, errors="coerce"))
-        at, datetimes = cells["datetime"]
-        _fill_ns(ns, bad, at, pd.to_datetime(datetimes, utc=True, errors="coerce"))
-        # Strings: ISO 8601 first (vectorised), per-string format inference only for the rest.
-        at = np.asarray(cells["text"][0], dtype=np.int64)
-        texts = np.asarray(cells["text"][1], dtype=object)
-        iso = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
-        retry = np.asarray(iso.isna(), dtype=bool)
-        _fill_ns(ns, bad, at[~retry], iso[~retry])
-        mixed = pd.to_datetime(texts[retry], utc=True, errors="coerce", format="mixed")
-        _fill_ns(ns, bad, at[retry], mixed)
-    unparseable = np.flatnonzero(bad).tolist()
+    parsed, missing, unparseable = parse_utc_timestamps(df[column])
     if unparseable:
         noun = "unparseable value"
         problems.append(_problem(df, source, column, unparseable, noun, _TIMESTAMP_EXPECTED))
     if required and missing:
         problems.append(_problem(df, source, column, missing, "empty value", _TIMESTAMP_EXPECTED))
-    return pd.Series(ns.view("M8[ns]"), index=df.index).dt.tz_localize("UTC")
-
-
-def _classify_time(value: Any) -> tuple[str, Any]:
-    """(kind, value to parse) of a non-NA cell; kind: missing, bad, seconds, text, datetime."""
-    if isinstance(value, str):
-        value = value.strip()
-        try:
-            return ("seconds", float(value)) if value else ("missing", None)
-        except ValueError:
-            return "text", value
-    if _is_number(value):
-        return "seconds", float(value)
-    if isinstance(value, (datetime.date, np.datetime64)):
-        return "datetime", value
-    return "bad", value
-
-
-def _fill_ns(ns: np.ndarray, bad: np.ndarray, positions: Any, parsed: pd.DatetimeIndex) -> None:
-    """Writes parsed times at ``positions`` as int64 ns; marks NaT / out-of-range ones bad."""
-    positions = np.asarray(positions, dtype=np.int64)
-    if len(positions) == 0:
-        return
-    parsed = pd.DatetimeIndex(parsed)
-    ok = np.asarray(parsed.notna() & (parsed >= _NS_MIN) & (parsed <= _NS_MAX), dtype=bool)
-    ns[positions[ok]] = parsed[ok].as_unit("ns").asi8
-    bad[positions[~ok]] = True
+    return parsed
 
 
 def _rating_column(df: pd.DataFrame, source: str, problems: list[str]) -> pd.Series:
     def to_float(value: Any) -> float:
-        if isinstance(value, str) or _is_number(value):
+        if isinstance(value, str) or is_number(value):
             return float(value)
         raise TypeError(type(value).__name__)
 
@@ -309,7 +280,7 @@ def _label_column(df: pd.DataFrame, source: str, problems: list[str]) -> pd.Seri
             if word in ("true", "false"):
                 return int(word == "true")
             value = float(word)
-        if (isinstance(value, (bool, np.bool_)) or _is_number(value)) and value in (0, 1):
+        if (isinstance(value, (bool, np.bool_)) or is_number(value)) and value in (0, 1):
             return int(value)
         raise ValueError(value)
 
@@ -351,7 +322,7 @@ def _scalar_text(value: Any) -> str:
     """Strings are stripped; integers and integral floats print without ".0" (12.0 -> "12")."""
     if isinstance(value, str):
         return value.strip()
-    if _is_number(value):
+    if is_number(value):
         return str(int(value)) if float(value).is_integer() else str(value)
     raise TypeError(type(value).__name__)
 
@@ -379,10 +350,6 @@ def _problem(
         f"{source}: column {column!r} has {count} {noun} (first rows: {', '.join(refs)}); "
         f"{expected}"
     )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _short_repr(value: Any) -> str:

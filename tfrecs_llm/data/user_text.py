@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tfrecs_llm.config import DataConfig
-from tfrecs_llm.data.schema import require_validated_interactions, validate_items
+from tfrecs_llm.data.schema import require_validated_interactions
 
 _WORD = re.compile(r"\S+")
 
@@ -52,8 +52,7 @@ class UserTextBuilder:
 
     @classmethod
     def from_config(cls, items: pd.DataFrame, config: DataConfig) -> "UserTextBuilder":
-        """A builder over the titles of an item catalog (validated with `validate_items`)."""
-        items = validate_items(items)
+        """A builder over the titles of a validated item catalog (``validate_items``)."""
         return cls(
             dict(zip(items["item_id"], items["title"])),
             history_length=config.history_length,

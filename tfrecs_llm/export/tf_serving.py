@@ -1,4 +1,4 @@
-"""Exporting a trained Recommender as a TF Serving SavedModel version."""
+"""Exporting a trained model as a TF Serving SavedModel version."""
 
 from __future__ import annotations
 
@@ -7,20 +7,21 @@ import json
 import logging
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
 import tensorflow as tf
 
 from tfrecs_llm import __version__
+from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.export.layout import next_version, staged_version
 from tfrecs_llm.export.model_config import write_models_config
 from tfrecs_llm.export.signatures import RecommendModule
 from tfrecs_llm.export.warmup import write_warmup_requests
 from tfrecs_llm.index import build_index
+from tfrecs_llm.models.retriever import Retriever
+from tfrecs_llm.ranking.scorer import CandidateScorer
+from tfrecs_llm.ranking.stage import build_stage
 from tfrecs_llm.text.compiled import compiled_batch_sizes
-
-if TYPE_CHECKING:
-    from tfrecs_llm.api import Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -40,23 +41,27 @@ def _library_versions() -> dict[str, str]:
     return found
 
 
-def warmup_texts(recommender: "Recommender", count: int = 8) -> list[str]:
-    """User texts shaped like real requests: empty, then histories of 1..count-1 catalog items."""
-    ids = recommender.catalog.item_ids
-    histories = [list(ids[: n % len(ids) + 1]) for n in range(count - 1)]
-    return [""] + [recommender.builder.build("", history) for history in histories]
+def warmup_texts(item_ids: np.ndarray, builder: UserTextBuilder, count: int = 8) -> list[str]:
+    """User texts shaped like real requests: empty, then histories of 1..count-1 of ``item_ids``."""
+    histories = [list(item_ids[: n % len(item_ids) + 1]) for n in range(count - 1)]
+    return [""] + [builder.build("", history) for history in histories]
 
 
 def export_tf_serving(
-    recommender: "Recommender",
+    retriever: Retriever,
     base_path: str | Path,
     model_name: str,
     version: int | None = None,
     index_kind: str | None = None,
     k: int | None = None,
     metrics: dict | None = None,
+    ranker: CandidateScorer | None = None,
 ) -> Path:
     """Writes ``<base_path>/<model_name>/<version>/`` (saved_model.pb, variables/, assets.extra/).
+
+    ``retriever``: the trained two-tower model with its catalog (a ``Recommender`` is one);
+    ``ranker``: the ranking head's scorer, re-ordering the retrieved candidates (``None``:
+    retrieval order).
 
     ``assets.extra/`` holds ``model_card.json`` (data, config, index, metrics, library versions),
     ``items.csv`` (item_id, title of every indexed item) and ``tf_serving_warmup_requests``
@@ -65,34 +70,39 @@ def export_tf_serving(
 
     ``index_kind`` overrides ``config.index.kind`` (``auto``, ``scann``, ``brute_force``); ``k``
     overrides ``config.index.k``. The version is published atomically. Returns its path.
+
+    Example:
+        >>> model = Recommender.train(items, train)
+        >>> export_tf_serving(model, "saved_models", "demo", ranker=None)
+        PosixPath('saved_models/demo/1')
     """
-    index_config = recommender.config.index
+    index_config = retriever.config.index
     if index_kind is not None:
         index_config = dataclasses.replace(index_config, kind=index_kind)
     if k is not None:
         index_config = dataclasses.replace(index_config, k=k)
     index_config.validate()
-    if index_config.k > len(recommender.catalog.item_ids):
+    if index_config.k > len(retriever.catalog.item_ids):
         raise ValueError(
-            f"k={index_config.k} exceeds the catalog size ({len(recommender.catalog.item_ids)} items)"
+            f"k={index_config.k} exceeds the catalog size ({len(retriever.catalog.item_ids)} items)"
         )
-    item_embeddings = recommender.item_embeddings()
+    item_embeddings = retriever.item_embeddings()
     index, choice = build_index(
-        recommender.catalog.item_ids,
+        retriever.catalog.item_ids,
         item_embeddings,
         index_config,
-        k=max(index_config.k, recommender.config.ranking.num_candidates),
-        query_embeddings=recommender.tuning_queries(index_config),
+        k=max(index_config.k, retriever.config.ranking.num_candidates),
+        query_embeddings=retriever.tuning_queries(index_config),
     )
-    stage = recommender.ranking_stage(index, item_embeddings)
+    stage = build_stage(index, ranker, retriever.catalog, item_embeddings, retriever.config.ranking.num_candidates)
     module = RecommendModule(
-        recommender.model.query_tower,
-        recommender.model.item_tower,
+        retriever.model.query_tower,
+        retriever.model.item_tower,
         stage,
         index_config.k,
-        embeds_items=recommender.config.encoder.trainable == "frozen"
-        or recommender.config.model.item_text_encoder == "bag_of_words",
-        jit_compile=recommender.config.encoder.jit_compile,
+        embeds_items=retriever.config.encoder.trainable == "frozen"
+        or retriever.config.model.item_text_encoder == "bag_of_words",
+        jit_compile=retriever.config.encoder.jit_compile,
     )
     model_dir = Path(base_path) / model_name
     version = version or next_version(model_dir)
@@ -107,9 +117,9 @@ def export_tf_serving(
                 "k": index_config.k,
                 "scann": choice.scann.to_dict() if choice.scann is not None else None,
             },
-            "ranker": recommender.ranker is not None,
-            "num_items": int(len(recommender.catalog.item_ids)),
-            "config": recommender.config.to_dict(),
+            "ranker": ranker is not None,
+            "num_items": int(len(retriever.catalog.item_ids)),
+            "config": retriever.config.to_dict(),
             "metrics": metrics or {},
             "tfrecs_llm": __version__,
             "python": platform.python_version(),
@@ -120,10 +130,11 @@ def export_tf_serving(
         (extra / "model_card.json").write_text(json.dumps(card, indent=2))
         # The catalog's ids and titles: what a server needs to validate feedback and to build
         # user texts from an event log with the training-time builder.
-        recommender.catalog.items[["item_id", "title"]].to_csv(extra / "items.csv", index=False)
+        retriever.catalog.items[["item_id", "title"]].to_csv(extra / "items.csv", index=False)
         # An XLA-compiled BERT compiles one program per batch bucket on first use: warm each.
-        batch_sizes = compiled_batch_sizes() if recommender.config.encoder.jit_compile else (1,)
-        write_warmup_requests(staging, model_name, warmup_texts(recommender), batch_sizes=batch_sizes)
+        batch_sizes = compiled_batch_sizes() if retriever.config.encoder.jit_compile else (1,)
+        texts = warmup_texts(retriever.catalog.item_ids, retriever.builder)
+        write_warmup_requests(staging, model_name, texts, batch_sizes=batch_sizes)
     final = model_dir / str(version)
     write_models_config(base_path)
     logger.info("exported %s (index: %s)", final, choice.kind)

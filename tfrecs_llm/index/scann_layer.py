@@ -56,6 +56,7 @@ class ScannIndex(tfrs.layers.factorized_top_k.TopK):
         name: str | None = None,
     ) -> None:
         super().__init__(k=k, name=name)
+        self.k = k
         self._num_leaves = num_leaves
         self._num_leaves_to_search = num_leaves_to_search
         self._num_reordering_candidates = num_reordering_candidates
@@ -66,13 +67,20 @@ class ScannIndex(tfrs.layers.factorized_top_k.TopK):
         """Trains a searcher over ``candidates: [num_items, dim]``; ``identifiers: [num_items]``."""
         if len(candidates.shape) != 2:
             raise ValueError(f"candidates must be [num_items, dim], got shape {candidates.shape}")
-        searcher = train_searcher(candidates, self._k, self._num_leaves, self._num_reordering_candidates)
+        searcher = train_searcher(candidates, self.k, self._num_leaves, self._num_reordering_candidates)
         return self.index_searcher(searcher, identifiers)
 
     def index_searcher(
         self, searcher: scann_ops.ScannSearcher, identifiers: tf.Tensor | None = None
     ) -> "ScannIndex":
-        """Adopts a trained ``searcher``; ``identifiers: [num_items]`` name its rows (else row numbers)."""
+        """Adopts a trained ``searcher``; ``identifiers: [num_items]`` name its rows (else row numbers).
+
+        Once per layer: a traced call would keep reading the first searcher's variables (TFRS's
+        layers reset their ``tf.function`` caches through a private method for that), so
+        re-indexing is refused; build a new ``ScannIndex`` instead.
+        """
+        if self._searcher_state is not None:
+            raise ValueError("this ScannIndex is already indexed; create a new ScannIndex to index other items")
         # The searcher's tensors become variables, so a SavedModel carries the whole index.
         self._searcher_state = searcher.serialize_to_module()
         if identifiers is not None:
@@ -84,7 +92,6 @@ class ScannIndex(tfrs.layers.factorized_top_k.TopK):
                 trainable=False,
             )
             self._identifiers.assign(identifiers)
-        self._reset_tf_function_cache()
         return self
 
     @property
@@ -96,7 +103,7 @@ class ScannIndex(tfrs.layers.factorized_top_k.TopK):
         return None if self._searcher_state is None else self._searcher_state.dataset
 
     def call(self, queries: tf.Tensor, k: int | tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        k = k if k is not None else self._k
+        k = k if k is not None else self.k
         if self._searcher_state is None:
             raise ValueError("ScannIndex: call index() or index_searcher() before querying")
         if len(queries.shape) != 2:

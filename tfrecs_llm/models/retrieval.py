@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrecs_llm.config import TrainConfig
-from tfrecs_llm.distribute import global_candidates
+from tfrecs_llm.models.global_batch import global_candidates
 from tfrecs_llm.towers import ItemTower, QueryTower
 
 

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops.lookup_ops import TableInitializerBase  # KeyValueTensorInitializer's base; not in tf.lookup
 
+from tfrecs_llm.data.catalog import Catalog
 from tfrecs_llm.index import ScannIndex, top_k_excluding
-from tfrecs_llm.models.ranking import CandidateScorer
 from tfrecs_llm.ranking.explain import STOPWORDS, explain
+from tfrecs_llm.ranking.id_rows import row_lookup_table
 from tfrecs_llm.ranking.mmr import mmr_rerank
+from tfrecs_llm.ranking.scorer import CandidateScorer
 
 _NEG_INF = float("-inf")
 
@@ -24,7 +25,14 @@ def _index_table(index: tf.keras.layers.Layer) -> tf.Variable | None:
     """The float item table an index searches: exact search's candidates, ScaNN's re-scoring copy."""
     if isinstance(index, ScannIndex):
         return index.rescoring_dataset
-    return getattr(index, "_candidates", None)
+    return _weight_named(index, "candidates")
+
+
+def _weight_named(layer: tf.keras.layers.Layer, name: str) -> tf.Variable | None:
+    """The layer's weight called ``name`` (TFRS's BruteForce adds ``candidates`` and
+    ``identifiers`` with ``add_weight``), read through Keras's public ``weights``."""
+    found = [w for w in layer.weights if w.name.split("/")[-1].split(":")[0] == name]
+    return found[0] if len(found) == 1 else None
 
 
 def _shared_table(
@@ -53,7 +61,7 @@ def _holds(table: tf.Variable | None, values: np.ndarray) -> bool:
 def _shared_ids(index: tf.keras.layers.Layer, item_ids: np.ndarray) -> tf.Variable:
     """A string variable ``[num_items]`` of the ids in row order: the index's own when it matches."""
     expected = tf.constant(np.asarray(item_ids).astype(str))
-    ids = getattr(index, "_identifiers", None)
+    ids = _weight_named(index, "identifiers")
     if (
         isinstance(ids, tf.Variable)
         and ids.dtype == tf.string
@@ -62,26 +70,6 @@ def _shared_ids(index: tf.keras.layers.Layer, item_ids: np.ndarray) -> tf.Variab
     ):
         return ids
     return tf.Variable(expected, trainable=False)
-
-
-class _RowOfId(TableInitializerBase):
-    """Fills a hash table ``id -> row`` from a string variable of ids ``[num_items]``.
-
-    Tables are filled when created: at construction, and when a SavedModel is loaded, after its
-    variables are restored (TF Serving's C++ loader runs table initializers after the restore
-    too). Reading the ids from a variable keeps them in the checkpoint, once; a
-    ``KeyValueTensorInitializer`` would write them as constants into saved_model.pb (22 MB at 1M
-    items, and protobuf's 2 GB limit stops the export at tens of millions).
-    """
-
-    def __init__(self, ids: tf.Variable) -> None:
-        super().__init__(tf.string, tf.int32)
-        self._ids = ids
-
-    def initialize(self, table: tf.lookup.StaticHashTable) -> tf.Operation:
-        ids = tf.reshape(tf.convert_to_tensor(self._ids), [-1])
-        rows = tf.range(tf.size(ids, out_type=tf.int32))
-        return tf.raw_ops.LookupTableImportV2(table_handle=table.resource_handle, keys=ids, values=rows)
 
 
 def _title_lengths(item_titles: list[str], item_texts: list[str]) -> np.ndarray | None:
@@ -142,7 +130,7 @@ class RankingStage(tf.Module):
         self.num_candidates = min(num_candidates, len(item_ids))
         self.embedding_dim = item_embeddings.shape[1]
         self.item_ids = _shared_ids(index, item_ids)
-        self.row_of = tf.lookup.StaticHashTable(_RowOfId(self.item_ids), default_value=-1)
+        self.row_of = row_lookup_table(self.item_ids)
         self.item_embeddings = _shared_table(index, scorer, item_embeddings)
         self.scorer = scorer
         own_table = scorer is not None and scorer.item_embeddings is not self.item_embeddings
@@ -208,3 +196,23 @@ class RankingStage(tf.Module):
             rows, history_rows, self.item_table(), self.item_titles, self.item_texts,
             tf.reshape(user_text, [-1]), self.stopwords, item_title_lengths=self.item_title_lengths,
         )
+
+
+def build_stage(
+    index: tf.keras.layers.Layer,
+    scorer: CandidateScorer | None,
+    catalog: Catalog,
+    item_embeddings: np.ndarray,
+    num_candidates: int,
+) -> RankingStage:
+    """A RankingStage over ``index`` (a top-k layer over ``item_embeddings: [num_items, d]`` of
+    ``catalog``, in catalog order) and the trained ranker ``scorer`` (``None``: retrieval order)."""
+    return RankingStage(
+        index,
+        scorer,
+        catalog.item_ids,
+        item_embeddings,
+        catalog.items["title"].astype(str).tolist(),
+        catalog.texts,
+        num_candidates,
+    )

@@ -16,7 +16,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tfrecs_llm.serving.model_manager import DEFAULT_SIGNATURE, LoadedVersion, ModelManager, ServingError
+from tfrecs_llm.serving.errors import ServingError
+from tfrecs_llm.serving.loaded_version import DEFAULT_SIGNATURE, LoadedVersion
+from tfrecs_llm.serving.model_manager import ModelManager
 
 _T = TypeVar("_T")
 

@@ -10,56 +10,21 @@ version keeps serving. The swap is one reference assignment under a lock: a requ
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the TF Text ops of the tokenizer graph)
-from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import error_codes_pb2, saved_model_pb2
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, status_pb2
+from tensorflow.core.protobuf import error_codes_pb2
+from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
-from tfrecs_llm.config import DataConfig
-from tfrecs_llm.data.schema import require_columns
-from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.export.layout import versions
 from tfrecs_llm.export.warmup import replay_warmup_requests
-from tfrecs_llm.serving.query_cache import TEXT_SIGNATURES, CachedQueries
+from tfrecs_llm.serving.errors import ServableNotFound, ServingError, status_code
+from tfrecs_llm.serving.loaded_version import LoadedVersion, check_complete
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_SIGNATURE = "serving_default"
-
-
-class ServingError(Exception):
-    """An error carrying the TF status code name TF Serving would answer with (``code``)."""
-
-    code = "UNKNOWN"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-
-class ServableNotFound(ServingError):
-    """Unknown model name, or a version that is not served (HTTP 404, gRPC NOT_FOUND)."""
-
-    code = "NOT_FOUND"
-
-
-class InvalidRequest(ServingError):
-    """Inputs that do not match the signature (HTTP 400, gRPC INVALID_ARGUMENT)."""
-
-    code = "INVALID_ARGUMENT"
 
 
 @dataclass(frozen=True)
@@ -83,71 +48,6 @@ class VersionStatus:
                 error_message=self.error_message,
             ),
         )
-
-
-class LoadedVersion:
-    """A loaded version: its signatures, signature defs, model card and (optional) catalog.
-
-    ``builder`` is a `UserTextBuilder` over ``assets.extra/items.csv`` with the export's
-    ``config.data`` (None when the export has no items.csv). ``query_cache`` keeps the query
-    embeddings of up to ``query_cache_size`` recent texts (None when 0, or when the export
-    lacks ``recommend_from_embedding``).
-    """
-
-    def __init__(self, model_name: str, version: int, path: Path, query_cache_size: int = 0) -> None:
-        self.model_name = model_name
-        self.version = version
-        self.path = path
-        self.signature_defs = _read_signature_defs(path)
-        card_path = path / "assets.extra" / "model_card.json"
-        self.model_card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        if self.model_card.get("index", {}).get("kind") == "scann":
-            import scann  # noqa: F401  (registers the ScaNN ops)
-        # The loaded object owns the variables the signature functions capture: keep it.
-        self._saved_model = tf.saved_model.load(str(path))
-        self._signatures = dict(self._saved_model.signatures)
-        self.query_cache = (
-            CachedQueries(self._signatures, query_cache_size)
-            if query_cache_size and CachedQueries.supports(self._signatures)
-            else None
-        )
-        items_csv = path / "assets.extra" / "items.csv"
-        data_config = DataConfig(**self.model_card.get("config", {}).get("data", {}))
-        self.builder = _user_text_builder(items_csv, data_config) if items_csv.is_file() else None
-
-    def input_specs(self, signature_name: str) -> dict[str, tf.TensorSpec]:
-        """Input name -> TensorSpec of a signature."""
-        return dict(self._signature(signature_name).structured_input_signature[1])
-
-    def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs a signature on named arrays (all sharing the batch dimension) -> named arrays.
-
-        Raises:
-            InvalidRequest: unknown signature, missing or unknown inputs, wrong dtype or shape.
-        """
-        function = self._signature(signature_name)
-        specs = self.input_specs(signature_name)
-        missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
-        if missing or unknown:
-            raise InvalidRequest(f"{signature_name!r} takes {sorted(specs)}; missing: {missing}, unknown: {unknown}")
-        tensors = {name: _to_tensor(name, inputs[name], spec) for name, spec in specs.items()}
-        batch_sizes = {name: int(t.shape[0]) for name, t in tensors.items() if t.shape.rank}
-        if len(set(batch_sizes.values())) > 1:
-            raise InvalidRequest(f"inputs must share the batch size (dimension 0); got {batch_sizes}")
-        try:
-            if self.query_cache is not None and signature_name in TEXT_SIGNATURES:
-                outputs = self.query_cache.run(signature_name, tensors)
-            else:
-                outputs = function(**tensors)
-        except tf.errors.InvalidArgumentError as error:
-            raise InvalidRequest(error.message) from error
-        return {name: value.numpy() for name, value in outputs.items()}
-
-    def _signature(self, name: str) -> Any:
-        if name not in self._signatures:
-            known = sorted(self._signatures)
-            raise InvalidRequest(f'Serving signature name: "{name}" not found in signature def; known: {known}')
-        return self._signatures[name]
 
 
 class ModelManager:
@@ -286,11 +186,11 @@ class ModelManager:
             return None
         self._set_status(VersionStatus(version, "LOADING"))
         try:
-            _check_complete(path)
+            check_complete(path)
             loaded = LoadedVersion(self.model_name, version, path, self.query_cache_size)
             warmed = replay_warmup_requests(path, loaded.run)
         except Exception as error:  # any failure refuses the version, never the server
-            code = _status_code(error)
+            code = status_code(error)
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             logger.warning("refusing version %d of %s (%s): %s", version, self.model_name, path, reason)
             self._refused[version] = fingerprint
@@ -338,51 +238,6 @@ class ModelManager:
             self._statuses[status.version] = status
 
 
-def _status_code(error: BaseException) -> str:
-    """The TF status name of an error (or of the error it was raised from), else UNKNOWN."""
-    if isinstance(error, tf.errors.OpError):
-        return error_codes_pb2.Code.Name(error.error_code)
-    if isinstance(error, ServingError):
-        return error.code
-    return _status_code(error.__cause__) if error.__cause__ is not None else "UNKNOWN"
-
-
-def _check_complete(path: Path) -> None:
-    if not (path / "saved_model.pb").is_file():
-        raise ServingError(f"{path} has no saved_model.pb (incomplete export?)", "NOT_FOUND")
-    if not (path / "variables").is_dir():
-        raise ServingError(f"{path} has no variables/ folder (incomplete export?)", "NOT_FOUND")
-
-
-def _read_signature_defs(path: Path) -> get_model_metadata_pb2.SignatureDefMap:
-    """The signature defs of the ``serve`` MetaGraph, as GetModelMetadata returns them."""
-    try:
-        saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    except DecodeError as error:
-        raise ServingError(f"saved_model.pb is not a SavedModel proto ({error})", "DATA_LOSS") from error
-    graphs = [g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags]
-    if not graphs:
-        raise ServingError("saved_model.pb has no MetaGraph tagged 'serve'", "NOT_FOUND")
-    signature_defs = get_model_metadata_pb2.SignatureDefMap()
-    for name, signature in graphs[0].signature_def.items():
-        signature_defs.signature_def[name].CopyFrom(signature)
-    if DEFAULT_SIGNATURE not in signature_defs.signature_def:
-        raise ServingError(f"saved_model.pb has no {DEFAULT_SIGNATURE!r} signature", "NOT_FOUND")
-    return signature_defs
-
-
-def _user_text_builder(items_csv: Path, config: DataConfig) -> UserTextBuilder:
-    """The training-time user text builder over the export's ``item_id,title`` table."""
-    items = pd.read_csv(items_csv, dtype=str, keep_default_na=False)
-    require_columns(items, ["item_id", "title"], str(items_csv))
-    return UserTextBuilder(
-        dict(zip(items["item_id"], items["title"])),
-        history_length=config.history_length,
-        max_words=config.max_user_text_words,
-        title_separator=config.title_separator,
-    )
-
-
 def _fingerprint(path: Path) -> tuple:
     """(path, mtime, size) of the folder and its files: a refused version is retried on change."""
     entries = []
@@ -393,18 +248,3 @@ def _fingerprint(path: Path) -> tuple:
             continue
         entries.append((str(entry), stat.st_mtime_ns, stat.st_size))
     return tuple(sorted(entries))
-
-
-def _to_tensor(name: str, value: np.ndarray, spec: tf.TensorSpec) -> tf.Tensor:
-    array = np.asarray(value)
-    if not spec.shape.is_compatible_with(array.shape):
-        raise InvalidRequest(f"input {name!r} has shape {list(array.shape)}; the signature expects {spec.shape}")
-    if spec.dtype == tf.string and not (
-        array.dtype.kind in "SU"
-        or (array.dtype.kind == "O" and all(isinstance(v, (str, bytes)) for v in array.flat))
-    ):
-        raise InvalidRequest(f"input {name!r} must hold strings (DT_STRING)")
-    try:
-        return tf.convert_to_tensor(array, spec.dtype)
-    except (TypeError, ValueError) as error:
-        raise InvalidRequest(f"input {name!r} cannot be converted to {spec.dtype.name}: {error}") from error

@@ -25,14 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from tensorflow_serving.apis import get_model_status_pb2
 
-from tfrecs_llm.serving.event_log import NEGATIVE_EVENT_TYPES, EventLog, parse_events
-from tfrecs_llm.serving.model_manager import (
-    DEFAULT_SIGNATURE,
-    InvalidRequest,
-    LoadedVersion,
-    ModelManager,
-    ServingError,
-)
+from tfrecs_llm.data.events import NEGATIVE_EVENT_TYPES, parse_events
+from tfrecs_llm.serving.event_log import EventLog
+from tfrecs_llm.serving.errors import InvalidRequest, ServingError
+from tfrecs_llm.serving.loaded_version import DEFAULT_SIGNATURE, LoadedVersion
+from tfrecs_llm.serving.model_manager import ModelManager
 
 TEXT_INPUT = "user_text"
 TRUNCATED_HEADER = "X-Tfrecs-Truncated"

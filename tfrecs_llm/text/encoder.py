@@ -16,9 +16,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfrecs_llm.config import EncoderConfig
-from tfrecs_llm.text.checkpoint import resolve_preset
-from tfrecs_llm.text.finetune import apply_finetune_mode, backbone_dtype
 
 
 @dataclass(frozen=True)
@@ -37,6 +34,9 @@ class TextEncoder(tf_keras.layers.Layer):
     ``[batch_size, hidden_dim]`` ``float32``, L2-normalised when ``normalize`` is set.
     Tokenization runs in the graph (TF Text ops), so a SavedModel takes raw strings. Each batch
     is trimmed to its longest text, so short texts do not pay for ``sequence_length``.
+
+    It has no ``get_config``: it holds keras-hub's Keras 3 backbone and tokenizer, which a config cannot carry. It is saved as
+    weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
     """
 
     def __init__(
@@ -64,36 +64,6 @@ class TextEncoder(tf_keras.layers.Layer):
         self.bert_variables = [v.value for v in backbone.weights]
         # Mean pooling never reads BERT's [CLS] pooler; optimizers should not see it.
         self._unused = {v.value.ref() for v in backbone.get_layer("pooled_dense").weights}
-
-    @classmethod
-    def from_config_section(cls, config: EncoderConfig, **kwargs: Any) -> "TextEncoder":
-        """Loads backbone and tokenizer from ``config.preset`` (local only, never downloads)."""
-        import keras_hub
-
-        preset = resolve_preset(config.preset)
-        try:
-            backbone = keras_hub.models.BertBackbone.from_preset(preset, dtype=backbone_dtype(config))
-            tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
-            # Hugging Face's uncased BERT tokenizers strip accents whenever they lowercase;
-            # keras-hub's converter leaves strip_accents off, turning "Café" into [UNK].
-            if tokenizer.lowercase:
-                tokenizer.strip_accents = True
-        except Exception as error:  # keras-hub raises several types for a bad preset
-            raise ValueError(
-                f"could not load BERT preset {config.preset!r} (resolved to {preset!r}): {error}. "
-                "Expected a local preset directory (config.json, weights, vocab.txt) or a "
-                "keras-hub preset already in the local cache."
-            ) from error
-        limit = int(backbone.max_sequence_length)
-        if config.sequence_length > limit:
-            raise ValueError(
-                f"encoder.sequence_length is {config.sequence_length} but the BERT preset "
-                f"{config.preset!r} has position embeddings for {limit} tokens; set "
-                f"encoder.sequence_length <= {limit}"
-            )
-        encoder = cls(backbone, tokenizer, sequence_length=config.sequence_length, **kwargs)
-        apply_finetune_mode(encoder, config)
-        return encoder
 
     @property
     def trainable_weights(self) -> list[tf.Variable]:
@@ -151,11 +121,6 @@ class TextEncoder(tf_keras.layers.Layer):
         if self.normalize:
             pooled = tf.math.l2_normalize(pooled, axis=-1)
         return pooled
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(sequence_length=self.sequence_length, normalize=self.normalize)
-        return config
 
 
 _INFERENCE_FUNCTIONS: "weakref.WeakKeyDictionary[TextEncoder, tuple[int, Any]]" = (

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tensorflow as tf
 
 from tfrecs_llm.config import EncoderConfig
-
-if TYPE_CHECKING:
-    from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.text.encoder import TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ def trained_variables(backbone: Any, config: EncoderConfig) -> list[tf.Variable]
 
 
 def apply_finetune_mode(
-    encoder: "TextEncoder", config: EncoderConfig, for_training: bool = False
+    encoder: TextEncoder, config: EncoderConfig, for_training: bool = False
 ) -> list[tf.Variable]:
     """Makes ``encoder`` fine-tune what ``config.trainable`` says; returns those variables.
 
@@ -113,18 +111,3 @@ def backbone_dtype(config: EncoderConfig) -> str | None:
         logger.warning("encoder.mixed_precision is set but TensorFlow sees no GPU: BERT runs in float32")
         return None
     return MIXED_PRECISION_POLICY
-
-
-def tokenize_in_pipeline(dataset: tf.data.Dataset, encoder: "TextEncoder") -> tf.data.Dataset:
-    """Tokenizes each batch's ``user_text: [batch_size]`` in parallel tf.data workers, prefetched.
-
-    Adds ``user_token_ids`` and ``user_padding_mask`` (``[batch_size, width]``), which the query
-    tower feeds straight to BERT, so a fine-tuning step does not wait for the string ops. On CPU
-    tokenizing is a small share of a step; on a GPU, where the step itself is short, it is not.
-    """
-
-    def add_tokens(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        token_ids, padding_mask = encoder.tokenize(features["user_text"])
-        return {**features, "user_token_ids": token_ids, "user_padding_mask": padding_mask}
-
-    return dataset.map(add_tokens, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -23,6 +23,9 @@ class ItemTower(tf_keras.Model):
     Ids outside the training vocabulary map to OOV buckets. During training a fraction
     ``id_dropout`` of ids is replaced by the OOV bucket, so the OOV embedding learns to stand for
     "an item known by its text alone" and fresh items embed sensibly.
+
+    It has no ``get_config``: it holds the id vocabulary and a fitted text vectorizer, which a config cannot carry. It is saved as
+    weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
     """
 
     def __init__(
@@ -68,6 +71,3 @@ class ItemTower(tf_keras.Model):
                 indices = tf.where(dropped, tf.zeros_like(indices), indices)
             parts.append(self.id_embedding(indices))
         return tf.math.l2_normalize(self.projection(tf.concat(parts, axis=-1)), axis=-1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"item_text_encoder": self.model_config.item_text_encoder}

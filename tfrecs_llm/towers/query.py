@@ -16,6 +16,9 @@ class QueryTower(tf_keras.Model):
     Input: a mapping with ``user_text: [batch_size] string`` or, when training on a frozen
     encoder, the cached ``user_text_embedding: [batch_size, hidden_dim]`` (the encoder's pooled
     output). Output: ``[batch_size, embedding_dim]`` unit-norm query embeddings.
+
+    It has no ``get_config``: it holds a BERT, which a config cannot carry. It is saved as
+    weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
     """
 
     def __init__(self, encoder: TextEncoder, embedding_dim: int, **kwargs: Any) -> None:
@@ -28,7 +31,7 @@ class QueryTower(tf_keras.Model):
         if "user_text_embedding" in features:
             pooled = features["user_text_embedding"]
         elif "user_token_ids" in features:
-            # Tokenized by the input pipeline (tfrecs_llm.text.finetune.tokenize_in_pipeline).
+            # Tokenized by the input pipeline (tfrecs_llm.text.preprocessing.tokenize_in_pipeline).
             pooled = self.encoder.pool_tokens(
                 features["user_token_ids"], features["user_padding_mask"], training=training
             )
@@ -39,6 +42,3 @@ class QueryTower(tf_keras.Model):
     def project(self, pooled: tf.Tensor) -> tf.Tensor:
         """``pooled: [batch_size, hidden_dim]`` -> ``[batch_size, embedding_dim]``, unit norm."""
         return tf.math.l2_normalize(self.projection(pooled), axis=-1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"embedding_dim": self.embedding_dim}

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tfrecs_llm.baselines import BASELINE_NAMES as BASELINES
+from tfrecs_llm.cli.common import parse_override
+from tfrecs_llm.evaluation.baselines import BASELINE_NAMES as BASELINES
 
 EVALUATE_DESCRIPTION = """\
 Splits the interactions with leave-last-out (each user's last event, by time, is held out; users
@@ -29,10 +30,8 @@ id_only.learning_rate=0.1, id_only.seed=42.
 """
 
 
-def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Registers ``evaluate`` on the ``tfrecs-llm`` subcommand parsers."""
-    from tfrecs_llm.cli import _parse_override
-
     evaluate = subparsers.add_parser(
         "evaluate", help="compare a trained model with baselines on held-out events (report + charts)",
         description=EVALUATE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -53,14 +52,14 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--output",
                           help="directory for report.json, ranks.csv (per-query ranks) and PNG charts "
                                "(default: print the table only)")
-    evaluate.add_argument("--set", action="append", type=_parse_override, metavar="KEY=VALUE",
+    evaluate.add_argument("--set", action="append", type=parse_override, metavar="KEY=VALUE",
                           help="override an evaluation setting, e.g. --set id_only.epochs=3 --set ks=[5,20] "
                                "(repeatable; the list is in the description above)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress output (the table is still printed)")
-    evaluate.set_defaults(run=cmd_evaluate)
+    evaluate.set_defaults(run=run)
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """``tfrecs-llm evaluate``: returns the exit status."""
     if args.sample == bool(args.items or args.interactions):
         raise ValueError("evaluate needs either --sample or both --items and --interactions")
@@ -73,7 +72,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.model is None and not args.baselines:
         raise ValueError("nothing to evaluate: give --model and/or at least one baseline")
-    from tfrecs_llm.comparison import EvaluationConfig, evaluate
+    from tfrecs_llm.evaluation.compare import EvaluationConfig, evaluate
 
     config = EvaluationConfig().with_overrides(dict(args.set or []))
     if args.sample:

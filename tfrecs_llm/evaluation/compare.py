@@ -19,24 +19,27 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tfrecs_llm.api import Recommender
-from tfrecs_llm.baselines import BASELINE_NAMES
-from tfrecs_llm.baselines.id_only import IdOnlyConfig, id_only_scorer
-from tfrecs_llm.baselines.popularity import popularity_scorer
-from tfrecs_llm.baselines.tfidf import TfIdfScorer
-from tfrecs_llm.baselines.zero_shot import EmbedTexts, ZeroShotScorer
 from tfrecs_llm.config import Config, DataConfig, EncoderConfig
 from tfrecs_llm.data.item_text import item_texts
 from tfrecs_llm.data.schema import load_interactions, load_items, validate_interactions, validate_items
 from tfrecs_llm.data.splits import leave_last_out
 from tfrecs_llm.data.user_text import UserTextBuilder
-from tfrecs_llm.evaluation import HeldOutSet, ScoreFn, beyond_accuracy, per_query_metrics, rank_held_out
+from tfrecs_llm.evaluation.baselines import BASELINE_NAMES
+from tfrecs_llm.evaluation.baselines.id_only import IdOnlyConfig, id_only_scorer
+from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
+from tfrecs_llm.evaluation.baselines.tfidf import TfIdfScorer
+from tfrecs_llm.evaluation.baselines.zero_shot import ZeroShotScorer
+from tfrecs_llm.evaluation.protocol import HeldOutSet, ScoreFn, beyond_accuracy, per_query_metrics, rank_held_out
+from tfrecs_llm.evaluation.report import EvaluationReport, ModelResult
 from tfrecs_llm.metrics.bootstrap import bootstrap_intervals
-from tfrecs_llm.report import EvaluationReport, ModelResult
+from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
+from tfrecs_llm.text.presets import load_encoder
+from tfrecs_llm.training.persistence import load_model_dir
+from tfrecs_llm.training.retrieval import train_two_tower
+from tfrecs_llm.types import EmbedTexts, TableLike
 
-TableLike = pd.DataFrame | str | Path
-ModelLike = Recommender | str | Path | Config | None
+ModelLike = Retriever | str | Path | Config | None
 
 
 @dataclass
@@ -117,9 +120,9 @@ def evaluate(
     have been trained on the train part only (``tfrecs-llm train`` with its default
     ``--holdout last`` is), otherwise its numbers are inflated by test events it saw:
 
-    - a :class:`Recommender` or a directory written by ``Recommender.save`` / ``tfrecs-llm
-      train --output`` (scored by its two-tower retrieval over the full catalog; a ranking head,
-      if any, is not involved);
+    - a :class:`~tfrecs_llm.Recommender` (or any trained ``Retriever``) or a directory written
+      by ``Recommender.save`` / ``tfrecs-llm train --output`` (scored by its two-tower retrieval
+      over the full catalog; a ranking head, if any, is not involved);
     - a :class:`Config`: trained here on the train part;
     - ``None``: baselines only.
 
@@ -127,6 +130,12 @@ def evaluate(
     ``encoder``: the pretrained encoder of ``zero_shot`` and of the item-text embeddings ILD is
     measured on (default: the model's ``encoder.preset``, else the bundled MiniLM).
     ``output_dir``: writes ``report.json``, ``ranks.csv`` and PNG charts there.
+
+    Example:
+        >>> items, events = tfrecs_llm.load_sample()
+        >>> report = tfrecs_llm.evaluate(tfrecs_llm.Config(), items, events, baselines=["popularity"])
+        >>> report["model"].metrics["recall@10"], report["popularity"].metrics["recall@10"]
+        (0.25, 0.07)
     """
     config = (config or EvaluationConfig()).validate()
     baselines = _baseline_names(baselines)
@@ -204,7 +213,7 @@ def evaluate(
     return report
 
 
-def recommender_scorer(recommender: Recommender, item_ids: np.ndarray) -> ScoreFn:
+def recommender_scorer(recommender: Retriever, item_ids: np.ndarray) -> ScoreFn:
     """The model's dot-product scores ``[n, len(item_ids)]``, columns in ``item_ids`` order."""
     rows = recommender.catalog.rows_of(item_ids)
     missing = np.isnan(rows.astype(float))
@@ -229,25 +238,25 @@ def _baseline_names(baselines: Sequence[str]) -> list[str]:
 
 def _resolve_model(
     model: ModelLike, items: pd.DataFrame, train: pd.DataFrame, encoder: TextEncoder | None, verbose: bool
-) -> tuple[Recommender | None, str]:
+) -> tuple[Retriever | None, str]:
     if model is None:
         return None, "none (baselines only)"
-    if isinstance(model, Recommender):
-        return model, "a Recommender passed in"
+    if isinstance(model, Retriever):
+        return model, f"a {type(model).__name__} passed in"
     if isinstance(model, Config):
         # Fine-tuning would change the encoder that zero-shot and ILD need as pretrained.
         train_encoder = encoder if model.encoder.trainable == "frozen" else None
-        trained = Recommender.train(items, train, model, encoder=train_encoder, verbose=verbose)
+        trained = train_two_tower(items, train, model.validate(), encoder=train_encoder, verbose=verbose)
         return trained, "trained here on the train part"
     if isinstance(model, (str, Path)):
-        return Recommender.load(model), str(model)
+        return load_model_dir(model)[0], str(model)
     raise TypeError(
         f"model must be a Recommender, a saved model directory, a Config or None, got {type(model).__name__}"
     )
 
 
 def _pretrained_space(
-    recommender: Recommender | None,
+    recommender: Retriever | None,
     items: pd.DataFrame,
     texts: list[str],
     encoder: TextEncoder | None,
@@ -261,19 +270,19 @@ def _pretrained_space(
         cached = _catalog_text_embeddings(recommender, items, texts)
         if cached is None:
             cached = embed_texts(recommender.encoder, texts, verbose=verbose, description="embedding item texts")
-        return cached, recommender._pooled, recommender.config.encoder.preset
+        return cached, recommender.pooled_embeddings, recommender.config.encoder.preset
     preset = "the encoder passed in"
     if encoder is None:
         # The model's checkpoint and text length, none of its fine-tuning (LoRA, layers, dtype).
         model_section = recommender.config.encoder if recommender is not None else EncoderConfig()
         section = EncoderConfig(preset=model_section.preset, sequence_length=model_section.sequence_length)
-        encoder, preset = TextEncoder.from_config_section(section), section.preset
+        encoder, preset = load_encoder(section), section.preset
     item_embeddings = embed_texts(encoder, texts, verbose=verbose, description="embedding item texts")
     return item_embeddings, lambda batch: embed_texts(encoder, batch, verbose=False), preset
 
 
 def _catalog_text_embeddings(
-    recommender: Recommender, items: pd.DataFrame, texts: list[str]
+    recommender: Retriever, items: pd.DataFrame, texts: list[str]
 ) -> np.ndarray | None:
     """The model's cached pretrained item-text embeddings in ``items`` order, if it has them for
     exactly these texts."""

@@ -7,9 +7,9 @@ Nothing here is cluster code: TensorFlow's strategies do the work, configured th
 * the global batch (``train.batch_size``) split across replicas by Keras, the in-memory dataset
   sharded by data (``AutoShardPolicy.DATA``: every worker builds the same dataset, each takes
   its share of every global batch);
-* in-batch negatives over the *global* batch: each replica gathers every replica's item
-  embeddings (``global_candidates``), so N replicas train the same model as one process with
-  the same batch size, not one with N times fewer negatives;
+* in-batch negatives over the *global* batch (``tfrecs_llm.models.global_batch``), so N
+  replicas train the same model as one process with the same batch size, not one with N times
+  fewer negatives;
 * chief-only writing: non-chief workers write checkpoints to a private temporary directory and
   skip the final save.
 """
@@ -115,7 +115,7 @@ def _shared_strategy(name: str) -> tf.distribute.Strategy:
         raise RuntimeError(
             f"could not set up strategy 'multi_worker' ({error}). It must be created before "
             "TensorFlow runs anything in the process: call "
-            "tfrecs_llm.distribute.make_strategy('multi_worker') first thing (the CLI does), and "
+            "tfrecs_llm.training.distribute.make_strategy('multi_worker') first thing (the CLI does), and "
             "create the text encoder inside its scope()."
         ) from error
 
@@ -150,50 +150,9 @@ def check_created_in_scope(variables: list[tf.Variable], strategy: tf.distribute
         raise ValueError(
             f"{what} has {len(outside)} variables created outside the distribution strategy's "
             f"scope (e.g. {outside[0]!r}); create it inside `with strategy.scope():`, with the "
-            "strategy from tfrecs_llm.distribute.make_strategy(config.train.strategy), or let "
+            "strategy from tfrecs_llm.training.distribute.make_strategy(config.train.strategy), or let "
             "Recommender.train load it from config.encoder"
         )
-
-
-def global_candidates(
-    item_embeddings: tf.Tensor,
-    item_ids: tf.Tensor,
-    sampling_probability: tf.Tensor | None = None,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
-    """In-batch candidates of the whole global batch, this replica's own first.
-
-    ``item_embeddings: [local_batch, dim]``, ``item_ids: [local_batch]`` (strings),
-    ``sampling_probability: [local_batch]`` -> ``[global_batch, dim]``, ``[global_batch]``
-    (int64 fingerprints of the ids, enough to detect accidental hits; collectives carry no
-    strings) and ``[global_batch]``. Row ``i < local_batch`` is still query ``i``'s positive,
-    which is what ``tfrs.tasks.Retrieval`` assumes; the other rows become extra negatives.
-    With one replica the inputs come back unchanged.
-
-    Gradients flow back through the gather, so the sum of the replicas' losses and gradients
-    equals the single-process loss and gradient over the global batch. Replicas may hold
-    batches of different sizes (the last batch of an epoch).
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return item_embeddings, item_ids, sampling_probability
-    local_size = tf.shape(item_embeddings)[:1]
-    sizes = context.all_gather(local_size, axis=0)
-    offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
-    fingerprints = tf.strings.to_hash_bucket_fast(tf.reshape(item_ids, [-1]), 2**62)
-    data = [fingerprints] if sampling_probability is None else [fingerprints, sampling_probability]
-    # tf.identity places input tensors on this replica's device: collectives need one, and a
-    # tensor straight from the distributed dataset may have none. Ids and probabilities are
-    # data (no gradient); the embeddings are gathered on their own so that only their gather
-    # is differentiated.
-    data = [tf.identity(column) for column in data]
-    gathered_data = context.all_gather(data, axis=0)
-    gathered_embeddings = context.all_gather(item_embeddings, axis=0)
-
-    def own_first(values: tf.Tensor) -> tf.Tensor:
-        return tf.roll(values, -offset, axis=0)
-
-    probability = own_first(gathered_data[1]) if sampling_probability is not None else None
-    return own_first(gathered_embeddings), own_first(gathered_data[0]), probability
 
 
 def check_workers_agree(facts: dict[str, int], strategy: tf.distribute.Strategy) -> None:

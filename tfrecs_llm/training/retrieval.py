@@ -1,11 +1,14 @@
-"""Turning validated tables into a trained TwoTowerModel: features, caches, fit with resume."""
+"""Turning validated tables into a trained two-tower model: examples, features, fit with resume.
+
+Everything here takes tables already validated by ``tfrecs_llm.data.schema`` (the public entry
+points validate them) and does not validate again.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,72 +18,80 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from tfrecs_llm.config import Config
-from tfrecs_llm.data.item_text import item_texts
+from tfrecs_llm.data.catalog import Catalog
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.data.user_text import UserTextBuilder
-from tfrecs_llm.distribute import check_workers_agree, checkpoint_write_dir
+from tfrecs_llm.index import sample_texts
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.retrieval import make_retrieval_task
+from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
+from tfrecs_llm.text.finetune import apply_finetune_mode
+from tfrecs_llm.text.preprocessing import tokenize_in_pipeline
+from tfrecs_llm.text.presets import load_encoder
 from tfrecs_llm.towers import ItemTower, QueryTower
+from tfrecs_llm.training.distribute import (
+    check_created_in_scope,
+    check_workers_agree,
+    checkpoint_write_dir,
+    make_strategy,
+    shard_by_data,
+)
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Catalog:
-    """The items a model knows, in a fixed row order.
+def train_two_tower(
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    config: Config,
+    checkpoint_dir: str | Path | None = None,
+    encoder: TextEncoder | None = None,
+    verbose: bool = True,
+) -> Retriever:
+    """Caches text embeddings and trains the two-tower model on validated tables.
 
-    ``item_ids: [num_items]`` strings; ``texts``: ``title. description`` per item;
-    ``text_embeddings: [num_items, hidden_dim]`` pretrained-encoder output (``None`` for the
-    bag-of-words item encoder); ``id_vocabulary``: the ids the item-id embedding is trained on,
-    the items with training events (items without any, and items added later, map to the OOV
-    bucket and embed from their text).
+    ``items`` / ``interactions``: validated (``validate_items`` / ``validate_interactions``),
+    ``interactions`` being every training event. ``config`` must be validated. ``encoder``
+    overrides ``config.encoder.preset``; under ``train.strategy`` other than ``default`` it must
+    have been created inside that strategy's ``scope()``.
     """
+    # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+    strategy = make_strategy(config.train.strategy)
+    tf.keras.utils.set_random_seed(config.train.seed)
+    # BERT's (and LoRA's) variables are trained, so they must be the strategy's mirrored ones.
+    with strategy.scope():
+        if encoder is None:
+            encoder = load_encoder(config.encoder)
+        apply_finetune_mode(encoder, config.encoder, for_training=True)
+    check_created_in_scope(encoder.weights, strategy, "the text encoder")
+    def embed_catalog(texts: list[str]) -> np.ndarray:
+        return embed_texts(encoder, texts, verbose=verbose, description="embedding catalog")
 
-    items: pd.DataFrame
-    item_ids: np.ndarray
-    texts: list[str]
-    text_embeddings: np.ndarray | None
-    id_vocabulary: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.id_vocabulary is None:
-            self.id_vocabulary = self.item_ids
-
-    @classmethod
-    def build(
-        cls, items: pd.DataFrame, encoder: TextEncoder | None, verbose: bool = True
-    ) -> "Catalog":
-        items = items.reset_index(drop=True)
-        texts = item_texts(items)
-        embeddings = None
-        if encoder is not None:
-            embeddings = embed_texts(encoder, texts, verbose=verbose, description="embedding catalog")
-        return cls(items, items["item_id"].to_numpy(dtype=str), texts, embeddings)
-
-    def features(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Item-tower features for ``rows`` (all items when ``None``)."""
-        rows = np.arange(len(self.item_ids)) if rows is None else rows
-        features: dict[str, np.ndarray] = {"item_id": self.item_ids[rows]}
-        if self.text_embeddings is not None:
-            features["item_text_embedding"] = self.text_embeddings[rows]
-        else:
-            features["item_text"] = np.asarray(self.texts, dtype=object)[rows].astype(str)
-        return features
-
-    def vocabulary_texts(self) -> list[str]:
-        """Texts of the items in ``id_vocabulary`` (the items the model was trained with)."""
-        known = np.isin(self.item_ids, self.id_vocabulary)
-        return [text for text, keep in zip(self.texts, known) if keep]
-
-    def row_index(self) -> pd.Series:
-        """item id -> catalog row."""
-        return pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
-
-    def rows_of(self, item_ids: pd.Series | np.ndarray) -> np.ndarray:
-        """Catalog rows of ``item_ids`` (NaN for unknown ids)."""
-        return self.row_index().reindex(np.asarray(item_ids, dtype=str)).to_numpy()
+    pretrained_items = config.model.item_text_encoder == "pretrained"
+    catalog = Catalog.build(items, embed_catalog if pretrained_items else None)
+    # An id without training events would keep its random initial embedding: such items
+    # use the OOV bucket, which item-id dropout trains to stand for "known by text alone".
+    catalog.id_vocabulary = catalog.item_ids[np.isin(catalog.item_ids, interactions["item_id"].astype(str))]
+    builder = UserTextBuilder.from_config(catalog.items, config.data)
+    examples = training_examples(interactions, builder, config)
+    features = example_features(examples, catalog, encoder, config, verbose)
+    dataset = make_dataset(
+        features,
+        config.train.batch_size,
+        seed=config.train.seed,
+        shuffle_buffer=config.train.shuffle_buffer,
+    )
+    if config.encoder.trainable != "frozen":
+        dataset = tokenize_in_pipeline(dataset, encoder)
+    with strategy.scope():
+        model = build_model(config, encoder, catalog)
+        fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
+    pooled = None
+    if "user_text_embedding" in features:
+        pooled = dict(zip(examples["user_text"], features["user_text_embedding"]))
+    query_sample = sample_texts(examples["user_text"], config.index.scann_tuning_queries, config.train.seed)
+    return Retriever(config, encoder, catalog, model, query_sample=query_sample, pooled_cache=pooled)
 
 
 def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:

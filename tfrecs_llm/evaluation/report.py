@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tfrecs_llm.evaluation import per_query_metrics
+from tfrecs_llm.evaluation.plots import bar_grid, have_matplotlib
+from tfrecs_llm.evaluation.protocol import per_query_metrics
 
 
 @dataclass
@@ -82,8 +83,6 @@ class EvaluationReport:
     def save(self, output_dir: str | Path) -> list[Path]:
         """Writes ``report.json``, ``ranks.csv`` (one row per held-out event, a ``rank:<name>``
         column per result) and PNG bar charts; returns the paths written."""
-        from tfrecs_llm.report_plots import plot_report
-
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         report_path = output_dir / "report.json"
@@ -93,7 +92,7 @@ class EvaluationReport:
             ranks[f"rank:{name}"] = result.ranks
         ranks_path = output_dir / "ranks.csv"
         ranks.to_csv(ranks_path, index=False)
-        return [report_path, ranks_path, *plot_report(self, output_dir)]
+        return [report_path, ranks_path, *self.charts(output_dir)]
 
     def format_table(self) -> str:
         """Console tables: ranking metrics with intervals, then list and cold-start metrics."""
@@ -126,3 +125,49 @@ class EvaluationReport:
             cells += [f"{result.seconds.get('fit', 0.0):.1f}", f"{result.seconds.get('score', 0.0):.1f}"]
             lines.append(f"{model:<{width}}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
         return "\n".join(lines)
+
+    def charts(self, output_dir: Path) -> list[Path]:
+        """Writes ``ranking_metrics.png`` (a panel per ranking metric, a bar per model with its
+        bootstrap interval), ``list_metrics.png`` (catalog coverage, ILD and category entropy of
+        the top-k lists) and ``cold_start.png`` (the ranking metrics on the cold-start slice,
+        when it is not empty); returns their paths ([] without matplotlib)."""
+        if not have_matplotlib():
+            return []
+        names = list(self.results)
+        ranking = self.ranking_metric_names
+        paths = [
+            bar_grid(
+                output_dir / "ranking_metrics.png",
+                names,
+                {m: [self.results[n].metrics[m] for n in names] for m in ranking},
+                {m: [self.results[n].intervals[m] for n in names] for m in ranking},
+                f"Held-out ranking, {self.protocol['num_queries']} test events "
+                f"({round(100 * self.protocol['confidence'])}% bootstrap intervals)",
+            )
+        ]
+        k = self.protocol["top_k"]
+        lists = [m for m in (f"catalog_coverage@{k}", f"ild@{k}", f"category_entropy@{k}")
+                 if all(m in self.results[n].metrics for n in names)]
+        if lists:
+            paths.append(
+                bar_grid(
+                    output_dir / "list_metrics.png",
+                    names,
+                    {m: [self.results[n].metrics[m] for n in names] for m in lists},
+                    None,
+                    f"Top-{k} lists: coverage, diversity (ILD on pretrained item-text embeddings), "
+                    "category entropy",
+                )
+            )
+        cold = self.protocol["num_cold_start_queries"]
+        if cold:
+            paths.append(
+                bar_grid(
+                    output_dir / "cold_start.png",
+                    names,
+                    {m: [self.results[n].cold_start[m] for n in names] for m in ranking},
+                    {m: [self.results[n].cold_start_intervals[m] for n in names] for m in ranking},
+                    f"Cold-start slice: {cold} test events whose item has no train event",
+                )
+            )
+        return paths

@@ -29,7 +29,7 @@ printed is the last event id consumed: pass it as --since-event-id next time.
 """
 
 
-def add_update_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Registers ``add-items`` and ``update`` on the ``tfrecs-llm`` subcommand parsers."""
     formatter = argparse.RawDescriptionHelpFormatter
     add = subparsers.add_parser(
@@ -41,7 +41,7 @@ def add_update_commands(subparsers: argparse._SubParsersAction) -> None:
                           "published_at]; every item_id must be new to the catalog")
     _model_options(add)
     _export_options(add)
-    add.set_defaults(run=cmd_add_items)
+    add.set_defaults(run=run_add_items)
 
     update = subparsers.add_parser(
         "update", help="fine-tune a saved model on logged feedback events and export the next version",
@@ -63,7 +63,7 @@ def add_update_commands(subparsers: argparse._SubParsersAction) -> None:
                              "--checkpoint-dir of `train`) and write one after every epoch; default: continue "
                              "from the saved weights with a fresh optimizer")
     _export_options(update)
-    update.set_defaults(run=cmd_update)
+    update.set_defaults(run=run_update)
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -107,25 +107,24 @@ def _save_and_export(recommender: Any, args: argparse.Namespace) -> None:
     print(f"exported {path} ({len(recommender.catalog.item_ids)} items)")
 
 
-def cmd_add_items(args: argparse.Namespace) -> int:
+def run_add_items(args: argparse.Namespace) -> int:
     """``tfrecs-llm add-items``: returns the exit status."""
     if not Path(args.new_items).is_file():
         raise FileNotFoundError(
             f"{args.new_items}: file not found; expected a CSV or Parquet file of new items with columns "
             "item_id, title, description"
         )
-    from tfrecs_llm.api import Recommender
-    from tfrecs_llm.updates import add_items
+    from tfrecs_llm.recommender import Recommender
 
     recommender = Recommender.load(args.model)
     before = len(recommender.catalog.item_ids)
-    updated = add_items(recommender, args.new_items, verbose=not args.quiet)
+    updated = recommender.add_items(args.new_items, verbose=not args.quiet)
     print(f"added {len(updated.catalog.item_ids) - before} items to the catalog of {before}")
     _save_and_export(updated, args)
     return 0
 
 
-def cmd_update(args: argparse.Namespace) -> int:
+def run_update(args: argparse.Namespace) -> int:
     """``tfrecs-llm update``: returns the exit status; prints the last event id consumed last."""
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
@@ -137,7 +136,8 @@ def cmd_update(args: argparse.Namespace) -> int:
             f"--events-db {events_db} does not exist; expected the SQLite feedback log of `tfrecs-llm serve` "
             "(by default MODEL_BASE_PATH/events.sqlite)"
         )
-    from tfrecs_llm.serving.event_log import EventLog, events_to_interactions
+    from tfrecs_llm.data.events import events_to_interactions
+    from tfrecs_llm.serving.event_log import EventLog
 
     try:
         with EventLog(events_db) as log:
@@ -153,9 +153,9 @@ def cmd_update(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from tfrecs_llm.api import Recommender
+    from tfrecs_llm.data.events import positive_events
     from tfrecs_llm.data.schema import load_interactions, validate_interactions
-    from tfrecs_llm.updates import positive_events, update
+    from tfrecs_llm.recommender import Recommender
 
     recommender = Recommender.load(args.model)
     items = recommender.catalog.items
@@ -170,7 +170,7 @@ def cmd_update(args: argparse.Namespace) -> int:
               "nothing to train on")
     else:
         history = pd.concat([base, events], ignore_index=True)
-        update(recommender, fresh, history, args.epochs, args.checkpoint_dir, verbose=not args.quiet)
+        recommender.update(fresh, history, args.epochs, args.checkpoint_dir, verbose=not args.quiet)
         print(f"fine-tuned on {len(fresh)} events (event ids {new[0].event_id}..{last_id}) "
               f"for {args.epochs} epoch(s)")
         _save_and_export(recommender, args)

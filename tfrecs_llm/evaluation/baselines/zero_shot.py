@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
+from tfrecs_llm.types import EmbedTexts
 
-EmbedTexts = Callable[[list[str]], np.ndarray]
 """``[n]`` texts -> ``[n, hidden_dim]`` pooled embeddings (not necessarily unit-norm)."""
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import tf_keras
 
-from tfrecs_llm.baselines.popularity import popularity_scorer
+from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.metrics import exclude_items, ranking_metrics, target_ranks
 from tfrecs_llm.metrics.diversity import catalog_coverage, category_entropy_at_k, intra_list_diversity

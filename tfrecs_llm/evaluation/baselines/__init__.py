@@ -1,4 +1,4 @@
-"""Baselines scored by the same protocol as the model (``tfrecs_llm.evaluation``).
+"""Baselines scored by the same protocol as the model (``tfrecs_llm.evaluation.protocol``).
 
 Each is a score function: held-out queries (``user_id``, ``user_text``, ``timestamp``) ->
 ``[num_queries, num_items]`` scores over the catalog.

@@ -1,0 +1,329 @@
+"""The front class: train from DataFrames or files, recommend, explain, evaluate, save/load, export.
+
+Each method validates what the user gave (tables, arguments) and delegates to the module that
+owns the work: ``training`` (two-tower, ranker, updates, persistence), ``ranking.stage``
+(retrieve -> rank -> MMR -> reasons), ``evaluation`` and ``export``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrecs_llm.config import Config, RankingConfig
+from tfrecs_llm.data.catalog import Catalog
+from tfrecs_llm.data.events import positive_events
+from tfrecs_llm.data.schema import load_interactions, load_items, validate_interactions, validate_items
+from tfrecs_llm.evaluation.protocol import evaluate_scores, popularity_scorer
+from tfrecs_llm.evaluation.ranking import evaluate_ranking
+from tfrecs_llm.export import export_tf_serving
+from tfrecs_llm.index import IndexChoice, build_index
+from tfrecs_llm.models.ranking import RankingModel
+from tfrecs_llm.models.retrieval import TwoTowerModel
+from tfrecs_llm.models.retriever import Retriever
+from tfrecs_llm.ranking.stage import RankingStage, build_stage
+from tfrecs_llm.ranking.topics import ItemTables
+from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.training.persistence import load_model_dir, save_model_dir
+from tfrecs_llm.training.ranker import train_ranker
+from tfrecs_llm.training.retrieval import train_two_tower
+from tfrecs_llm.training.updates import extend_catalog, fine_tune
+from tfrecs_llm.types import Recommendations, TableLike
+
+logger = logging.getLogger(__name__)
+
+
+def _items_table(items: TableLike, source: str = "items") -> pd.DataFrame:
+    if isinstance(items, pd.DataFrame):
+        return validate_items(items, source)
+    return load_items(items)
+
+
+def _interactions_table(interactions: TableLike, items: pd.DataFrame) -> pd.DataFrame:
+    if isinstance(interactions, pd.DataFrame):
+        return validate_interactions(interactions, items)
+    return load_interactions(interactions, items)
+
+
+class Recommender(Retriever):
+    """A trained text two-tower recommender over a catalog, with an optional ranking head.
+
+    Build one with :meth:`train` or :meth:`load`; then :meth:`recommend`, :meth:`explain`,
+    :meth:`evaluate`, :meth:`save` and :meth:`export`. As a :class:`Retriever` it also gives
+    query and item embeddings.
+
+    Example:
+        >>> import tfrecs_llm
+        >>> from tfrecs_llm import Recommender, load_sample
+        >>> from tfrecs_llm.data.splits import leave_last_out
+        >>> items, events = load_sample()
+        >>> train, test = leave_last_out(tfrecs_llm.validate_interactions(events, items))
+        >>> model = Recommender.train(items, train)
+        >>> model.recommend(["I love stories about distant planets"], k=3)
+        [[('i0123', 0.71), ('i0456', 0.69), ('i0042', 0.66)]]
+        >>> model.export("saved_models", "demo")
+        PosixPath('saved_models/demo/1')
+
+    Args:
+        config, encoder, catalog, model, query_sample, pooled_cache: as :class:`Retriever`.
+        ranker: the trained ranking head and its item tables (``None``: retrieval order).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        encoder: TextEncoder,
+        catalog: Catalog,
+        model: TwoTowerModel,
+        query_sample: Sequence[str] = (),
+        pooled_cache: Mapping[str, np.ndarray] | None = None,
+        ranker: tuple[RankingModel, ItemTables] | None = None,
+    ) -> None:
+        super().__init__(config, encoder, catalog, model, query_sample, pooled_cache)
+        self.ranker, self.ranker_tables = ranker if ranker is not None else (None, None)
+        self._index: tuple[tf.keras.layers.Layer, IndexChoice] | None = None
+        self._stage: RankingStage | None = None
+
+    @classmethod
+    def _from_retriever(
+        cls, retriever: Retriever, ranker: tuple[RankingModel, ItemTables] | None = None
+    ) -> "Recommender":
+        return cls(
+            retriever.config, retriever.encoder, retriever.catalog, retriever.model,
+            retriever.query_sample, retriever.pooled_cache, ranker,
+        )
+
+    @classmethod
+    def train(
+        cls,
+        items: TableLike,
+        interactions: TableLike,
+        config: Config | None = None,
+        checkpoint_dir: str | Path | None = None,
+        encoder: TextEncoder | None = None,
+        verbose: bool = True,
+    ) -> "Recommender":
+        """Validates the tables, caches text embeddings, and trains the two-tower model.
+
+        ``interactions`` are all training events (split off evaluation events beforehand, e.g.
+        with ``tfrecs_llm.data.splits.leave_last_out``). ``encoder`` overrides
+        ``config.encoder.preset`` (tests pass a tiny BERT); under ``train.strategy`` other than
+        ``default`` it must have been created inside that strategy's ``scope()``. With
+        ``multi_worker`` every worker runs this same call; only the chief
+        (``tfrecs_llm.training.distribute.is_chief(strategy)``) should save the result.
+        """
+        config = (config or Config()).validate()
+        items_df = _items_table(items)
+        events = _interactions_table(interactions, items_df)
+        return cls._from_retriever(train_two_tower(items_df, events, config, checkpoint_dir, encoder, verbose))
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: TextEncoder | None = None) -> "Recommender":
+        """Loads a directory written by :meth:`save`."""
+        return cls._from_retriever(*load_model_dir(path, encoder))
+
+    def save(self, path: str | Path) -> Path:
+        """Writes config, catalog, cached item-text embeddings and weights to a directory.
+
+        The directory is written aside and renamed into place, so a crash never leaves a
+        half-written model behind.
+        """
+        return save_model_dir(path, self, self._ranker_parts())
+
+    def _ranker_parts(self) -> tuple[RankingModel, ItemTables] | None:
+        return None if self.ranker is None else (self.ranker, self.ranker_tables)
+
+    @property
+    def index(self) -> tuple[tf.keras.layers.Layer, IndexChoice]:
+        """The top-k layer over the catalog (built on first use) and why that kind."""
+        if self._index is None:
+            self._index = build_index(
+                self.catalog.item_ids,
+                self.item_embeddings(),
+                self.config.index,
+                k=max(self.config.index.k, self.config.ranking.num_candidates),
+                query_embeddings=self.tuning_queries(self.config.index),
+            )
+        return self._index
+
+    @property
+    def stage(self) -> RankingStage:
+        """Retrieval index + ranker + MMR + explanations over the current catalog."""
+        if self._stage is None:
+            scorer = self.ranker.scorer if self.ranker is not None else None
+            self._stage = build_stage(
+                self.index[0], scorer, self.catalog, self.item_embeddings(), self.config.ranking.num_candidates
+            )
+        return self._stage
+
+    def recommend(
+        self,
+        user_texts: Sequence[str],
+        k: int = 10,
+        exclude_item_ids: Sequence[Sequence[str]] | None = None,
+        diversity: float = 0.0,
+    ) -> Recommendations:
+        """Top-``k`` items per user text, never returning that user's ``exclude_item_ids``.
+
+        With a trained ranker, the top ``ranking.num_candidates`` retrieved items are re-ordered
+        by it; ``diversity`` in [0, 1] then re-ranks with MMR (0 = pure relevance).
+        """
+        exclude = _padded(user_texts, exclude_item_ids, "exclude_item_ids")
+        available = len(self.catalog.item_ids) - exclude.shape[1]
+        if not 1 <= k <= available:
+            raise ValueError(f"k must be between 1 and {available} (catalog size minus exclusions), got {k}")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be in [0, 1], got {diversity}")
+        if len(user_texts) == 0:
+            return []
+        queries = tf.constant(self.query_embeddings(user_texts))
+        outputs = self.stage.recommend(queries, tf.constant(exclude), k, diversity)
+        return [
+            [(i.decode(), float(s)) for i, s in zip(row_ids, row_scores)]
+            for row_ids, row_scores in zip(outputs["item_ids"].numpy(), outputs["scores"].numpy())
+        ]
+
+    def explain(
+        self,
+        user_texts: Sequence[str],
+        recommendations: Recommendations,
+        history_item_ids: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[str]]:
+        """A grounded reason per recommended item: the most similar history item ("Because you
+        liked X") and the words its description shares with the user text ("" if neither)."""
+        history = _padded(user_texts, history_item_ids, "history_item_ids")
+        row_of = self.catalog.row_index()
+        rows = tf.constant([[row_of[i] for i, _ in recs] for recs in recommendations], tf.int32)
+        reasons = self.stage.reasons(rows, tf.constant(history), tf.constant(list(user_texts)))
+        return [[r.decode() for r in row] for row in reasons.numpy()]
+
+    def train_ranker(
+        self, train: pd.DataFrame, config: RankingConfig | None = None, verbose: bool = True
+    ) -> RankingModel:
+        """Fits the ranking head on lists retrieved for ``train`` events (relevance + diversity)."""
+        config = config or self.config.ranking
+        train = validate_interactions(train, self.catalog.items)
+        self.ranker, self.ranker_tables = train_ranker(self, train, config, self.config.train.seed, verbose)
+        self._stage = None
+        self.config = dataclasses.replace(self.config, ranking=config)
+        return self.ranker
+
+    def evaluate_ranking(
+        self, train: pd.DataFrame, test: pd.DataFrame, k: int = 10
+    ) -> dict[str, dict[str, float]]:
+        """Top-k quality and diversity of retrieval order vs the ranker's order on the same lists."""
+        train = validate_interactions(train, self.catalog.items)
+        test = validate_interactions(test, self.catalog.items)
+        size = self.config.ranking.num_candidates
+        result = {"retrieval": evaluate_ranking(self, None, train, test, size, k)}
+        if self.ranker is not None:
+            result["ranker"] = evaluate_ranking(self, self.ranker, train, test, size, k)
+        return result
+
+    def evaluate(
+        self, train: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int] = (10, 100)
+    ) -> dict[str, dict[str, float]]:
+        """Held-out metrics of this model and of the popularity baseline (same protocol).
+
+        ``tfrecs_llm.evaluate`` adds more baselines, intervals and a cold-start slice.
+        """
+        train = validate_interactions(train, self.catalog.items)
+        test = validate_interactions(test, self.catalog.items)
+        item_embeddings = self.item_embeddings()
+        ids = self.catalog.item_ids
+
+        def model_scores(queries: pd.DataFrame) -> np.ndarray:
+            return self.query_embeddings(queries["user_text"].tolist()) @ item_embeddings.T
+
+        return {
+            "model": evaluate_scores(model_scores, ids, train, test, self.builder, ks),
+            "popularity": evaluate_scores(popularity_scorer(train, ids), ids, train, test, self.builder, ks),
+        }
+
+    def add_items(
+        self, new_items: TableLike, item_encoder: TextEncoder | None = None, verbose: bool = False
+    ) -> "Recommender":
+        """A Recommender over the catalog plus ``new_items``, sharing the trained model (no training).
+
+        ``new_items``: a DataFrame or a ``.csv`` / ``.parquet`` file with the catalog's columns
+        (``item_id, title, description[, category, tags, published_at]``); every id must be new.
+        ``item_encoder``: see ``tfrecs_llm.training.updates.extend_catalog``. The ranking head,
+        if any, is dropped with a warning (its item tables are per catalog row); this
+        Recommender is left unchanged.
+
+        Raises:
+            SchemaError (a ValueError): a bad table, naming the file, column and rows.
+            ValueError: ids already in the catalog (named with their rows), or an empty table.
+        """
+        source = "new items" if isinstance(new_items, pd.DataFrame) else str(new_items)
+        table = _items_table(new_items, source)
+        catalog = extend_catalog(self, table, source, item_encoder, verbose)
+        if self.ranker is not None:
+            logger.warning(
+                "dropping the ranking head: its item tables cover the %d items it was trained with; "
+                "retrain it with Recommender.train_ranker to rank the %d-item catalog",
+                len(self.catalog.item_ids), len(catalog.item_ids),
+            )
+        return Recommender(
+            self.config, self.encoder, catalog, self.model, self.query_sample, self.pooled_cache
+        )
+
+    def update(
+        self,
+        new_events: pd.DataFrame,
+        all_events: pd.DataFrame,
+        epochs: int = 1,
+        checkpoint_dir: str | Path | None = None,
+        verbose: bool = False,
+    ) -> int:
+        """Fine-tunes the retrieval model on ``new_events``, in place; returns how many events
+        it trained on. See ``tfrecs_llm.training.updates.fine_tune``.
+
+        Events whose ``type`` is a negative one (``dislike``) are ignored; the ranker, if any, is
+        kept (its tables are per catalog row). The index and the serving stage are rebuilt from
+        the new item embeddings on next use.
+
+        Raises:
+            SchemaError (a ValueError): events on items outside the catalog (named with their
+                rows), or otherwise malformed events.
+            ValueError: no positive new events, or ``epochs < 1``.
+        """
+        items = self.catalog.items
+        new = positive_events(validate_interactions(new_events, items, source="new events"))
+        history = positive_events(validate_interactions(all_events, items, source="event history"))
+        trained = fine_tune(self, new, history, epochs, checkpoint_dir, verbose)
+        # The item tower changed, so every item embedding did: rebuild what holds them.
+        self._index = None
+        self._stage = None
+        return trained
+
+    def export(
+        self,
+        base_path: str | Path,
+        model_name: str,
+        version: int | None = None,
+        index_kind: str | None = None,
+        k: int | None = None,
+    ) -> Path:
+        """Exports a TF Serving version under ``base_path/model_name/``; see ``export_tf_serving``."""
+        scorer = self.ranker.scorer if self.ranker is not None else None
+        return export_tf_serving(self, base_path, model_name, version, index_kind, k, ranker=scorer)
+
+
+def _padded(user_texts: Sequence[str], lists: Sequence[Sequence[str]] | None, name: str) -> np.ndarray:
+    """``[len(user_texts), longest list]`` bytes, ``b""`` padding; checks ``lists`` matches."""
+    if isinstance(user_texts, str):
+        raise TypeError("user_texts must be a list of strings, got a single string")
+    if lists is not None and len(lists) != len(user_texts):
+        raise ValueError(f"{name} has {len(lists)} lists for {len(user_texts)} user texts")
+    lists = lists or [[] for _ in user_texts]
+    padded = np.full((len(user_texts), max((len(e) for e in lists), default=0)), "", dtype=object)
+    for row, values in enumerate(lists):
+        padded[row, : len(values)] = [str(v) for v in values]
+    return padded.astype(bytes)

@@ -1,0 +1,38 @@
+"""Serving errors, each carrying the TF status code TF Serving would answer with."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tensorflow.core.protobuf import error_codes_pb2
+
+
+class ServingError(Exception):
+    """An error carrying the TF status code name TF Serving would answer with (``code``)."""
+
+    code = "UNKNOWN"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ServableNotFound(ServingError):
+    """Unknown model name, or a version that is not served (HTTP 404, gRPC NOT_FOUND)."""
+
+    code = "NOT_FOUND"
+
+
+class InvalidRequest(ServingError):
+    """Inputs that do not match the signature (HTTP 400, gRPC INVALID_ARGUMENT)."""
+
+    code = "INVALID_ARGUMENT"
+
+
+def status_code(error: BaseException) -> str:
+    """The TF status name of an error (or of the error it was raised from), else UNKNOWN."""
+    if isinstance(error, tf.errors.OpError):
+        return error_codes_pb2.Code.Name(error.error_code)
+    if isinstance(error, ServingError):
+        return error.code
+    return status_code(error.__cause__) if error.__cause__ is not None else "UNKNOWN"

@@ -1,0 +1,140 @@
+"""One loaded SavedModel version: its signatures, signature defs, model card and catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the TF Text ops of the tokenizer graph)
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from tfrecs_llm.config import DataConfig
+from tfrecs_llm.data.schema import require_columns
+from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.serving.errors import InvalidRequest, ServingError
+from tfrecs_llm.serving.query_cache import TEXT_SIGNATURES, CachedQueries
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class LoadedVersion:
+    """A loaded version: its signatures, signature defs, model card and (optional) catalog.
+
+    ``builder`` is a `UserTextBuilder` over ``assets.extra/items.csv`` with the export's
+    ``config.data`` (None when the export has no items.csv). ``query_cache`` keeps the query
+    embeddings of up to ``query_cache_size`` recent texts (None when 0, or when the export
+    lacks ``recommend_from_embedding``).
+    """
+
+    def __init__(self, model_name: str, version: int, path: Path, query_cache_size: int = 0) -> None:
+        self.model_name = model_name
+        self.version = version
+        self.path = path
+        self.signature_defs = _read_signature_defs(path)
+        card_path = path / "assets.extra" / "model_card.json"
+        self.model_card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        if self.model_card.get("index", {}).get("kind") == "scann":
+            import scann  # noqa: F401  (registers the ScaNN ops)
+        # The loaded object owns the variables the signature functions capture: keep it.
+        self._saved_model = tf.saved_model.load(str(path))
+        self._signatures = dict(self._saved_model.signatures)
+        self.query_cache = (
+            CachedQueries(self._signatures, query_cache_size)
+            if query_cache_size and CachedQueries.supports(self._signatures)
+            else None
+        )
+        items_csv = path / "assets.extra" / "items.csv"
+        data_config = DataConfig(**self.model_card.get("config", {}).get("data", {}))
+        self.builder = _user_text_builder(items_csv, data_config) if items_csv.is_file() else None
+
+    def input_specs(self, signature_name: str) -> dict[str, tf.TensorSpec]:
+        """Input name -> TensorSpec of a signature."""
+        return dict(self._signature(signature_name).structured_input_signature[1])
+
+    def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs a signature on named arrays (all sharing the batch dimension) -> named arrays.
+
+        Raises:
+            InvalidRequest: unknown signature, missing or unknown inputs, wrong dtype or shape.
+        """
+        function = self._signature(signature_name)
+        specs = self.input_specs(signature_name)
+        missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
+        if missing or unknown:
+            raise InvalidRequest(f"{signature_name!r} takes {sorted(specs)}; missing: {missing}, unknown: {unknown}")
+        tensors = {name: _to_tensor(name, inputs[name], spec) for name, spec in specs.items()}
+        batch_sizes = {name: int(t.shape[0]) for name, t in tensors.items() if t.shape.rank}
+        if len(set(batch_sizes.values())) > 1:
+            raise InvalidRequest(f"inputs must share the batch size (dimension 0); got {batch_sizes}")
+        try:
+            if self.query_cache is not None and signature_name in TEXT_SIGNATURES:
+                outputs = self.query_cache.run(signature_name, tensors)
+            else:
+                outputs = function(**tensors)
+        except tf.errors.InvalidArgumentError as error:
+            raise InvalidRequest(error.message) from error
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    def _signature(self, name: str) -> Any:
+        if name not in self._signatures:
+            known = sorted(self._signatures)
+            raise InvalidRequest(f'Serving signature name: "{name}" not found in signature def; known: {known}')
+        return self._signatures[name]
+
+
+def check_complete(path: Path) -> None:
+    if not (path / "saved_model.pb").is_file():
+        raise ServingError(f"{path} has no saved_model.pb (incomplete export?)", "NOT_FOUND")
+    if not (path / "variables").is_dir():
+        raise ServingError(f"{path} has no variables/ folder (incomplete export?)", "NOT_FOUND")
+
+
+def _read_signature_defs(path: Path) -> get_model_metadata_pb2.SignatureDefMap:
+    """The signature defs of the ``serve`` MetaGraph, as GetModelMetadata returns them."""
+    try:
+        saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    except DecodeError as error:
+        raise ServingError(f"saved_model.pb is not a SavedModel proto ({error})", "DATA_LOSS") from error
+    graphs = [g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags]
+    if not graphs:
+        raise ServingError("saved_model.pb has no MetaGraph tagged 'serve'", "NOT_FOUND")
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature in graphs[0].signature_def.items():
+        signature_defs.signature_def[name].CopyFrom(signature)
+    if DEFAULT_SIGNATURE not in signature_defs.signature_def:
+        raise ServingError(f"saved_model.pb has no {DEFAULT_SIGNATURE!r} signature", "NOT_FOUND")
+    return signature_defs
+
+
+def _user_text_builder(items_csv: Path, config: DataConfig) -> UserTextBuilder:
+    """The training-time user text builder over the export's ``item_id,title`` table."""
+    items = pd.read_csv(items_csv, dtype=str, keep_default_na=False)
+    require_columns(items, ["item_id", "title"], str(items_csv))
+    return UserTextBuilder(
+        dict(zip(items["item_id"], items["title"])),
+        history_length=config.history_length,
+        max_words=config.max_user_text_words,
+        title_separator=config.title_separator,
+    )
+
+
+def _to_tensor(name: str, value: np.ndarray, spec: tf.TensorSpec) -> tf.Tensor:
+    array = np.asarray(value)
+    if not spec.shape.is_compatible_with(array.shape):
+        raise InvalidRequest(f"input {name!r} has shape {list(array.shape)}; the signature expects {spec.shape}")
+    if spec.dtype == tf.string and not (
+        array.dtype.kind in "SU"
+        or (array.dtype.kind == "O" and all(isinstance(v, (str, bytes)) for v in array.flat))
+    ):
+        raise InvalidRequest(f"input {name!r} must hold strings (DT_STRING)")
+    try:
+        return tf.convert_to_tensor(array, spec.dtype)
+    except (TypeError, ValueError) as error:
+        raise InvalidRequest(f"input {name!r} cannot be converted to {spec.dtype.name}: {error}") from error

@@ -1,0 +1,120 @@
+"""A trained model as a directory: config, catalog, cached embeddings, weights, the ranker.
+
+Layout of a model directory (``Recommender.save``, ``tfrecs-llm train --output``)::
+
+    manifest.json            {"format": "tfrecs_llm.Recommender", "version": ...}
+    config.json              the Config it was trained with
+    items.csv                the catalog, in row order
+    item_text_embeddings.npy pretrained description embeddings [num_items, hidden_dim] (if cached)
+    id_vocabulary.txt        ids the item-id embedding was trained on
+    query_sample.json        training user texts ScaNN tunes on
+    weights/model.*          the towers' weights, BERT included (no optimizer state)
+    ranker_tables.npz, ranker/scorer.*   the ranking head, if trained
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfrecs_llm import __version__
+from tfrecs_llm.config import Config
+from tfrecs_llm.data.catalog import Catalog
+from tfrecs_llm.data.pipeline import make_dataset
+from tfrecs_llm.data.schema import load_items
+from tfrecs_llm.models.ranking import RankingModel
+from tfrecs_llm.models.retrieval import TwoTowerModel
+from tfrecs_llm.models.retriever import Retriever
+from tfrecs_llm.ranking.topics import ItemTables
+from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.text.finetune import apply_finetune_mode
+from tfrecs_llm.text.presets import load_encoder
+from tfrecs_llm.training.ranker import has_ranker, restore_ranker, save_ranker
+from tfrecs_llm.training.retrieval import build_model
+
+MANIFEST = "manifest.json"
+FORMAT = "tfrecs_llm.Recommender"
+
+
+def is_model_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a directory written by ``save_model_dir`` (it has the manifest)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def save_model_dir(
+    path: str | Path,
+    retriever: Retriever,
+    ranker: tuple[RankingModel, ItemTables] | None = None,
+) -> Path:
+    """Writes ``retriever`` (and the ranker with its item tables) to the directory ``path``.
+
+    The directory is written aside and renamed into place, so a crash never leaves a
+    half-written model behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        retriever.config.save(staging / "config.json")
+        catalog = retriever.catalog
+        catalog.items.to_csv(staging / "items.csv", index=False)
+        if catalog.text_embeddings is not None:
+            np.save(staging / "item_text_embeddings.npy", catalog.text_embeddings)
+        (staging / "id_vocabulary.txt").write_text("\n".join(catalog.id_vocabulary) + "\n")
+        (staging / "query_sample.json").write_text(json.dumps(retriever.query_sample))
+        _weights_checkpoint(retriever.model).write(str(staging / "weights" / "model"))
+        if ranker is not None:
+            save_ranker(staging, *ranker)
+        (staging / MANIFEST).write_text(json.dumps({"format": FORMAT, "version": __version__}, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def load_model_dir(
+    path: str | Path, encoder: TextEncoder | None = None
+) -> tuple[Retriever, tuple[RankingModel, ItemTables] | None]:
+    """Reads a directory written by ``save_model_dir``: the retriever, and the ranker with its
+    item tables (``None`` if none was saved). ``encoder`` overrides ``config.encoder.preset``."""
+    path = Path(path)
+    if not is_model_dir(path):
+        raise FileNotFoundError(
+            f"{path} is not a saved tfrecs_llm model (no {MANIFEST}); expected a directory "
+            "written by Recommender.save or `tfrecs-llm train --output`"
+        )
+    config = Config.load(path / "config.json")
+    items = load_items(path / "items.csv")
+    if encoder is None:
+        encoder = load_encoder(config.encoder)
+    apply_finetune_mode(encoder, config.encoder)
+    catalog = Catalog.build(items)
+    embeddings_file = path / "item_text_embeddings.npy"
+    if embeddings_file.is_file():
+        catalog.text_embeddings = np.load(embeddings_file)
+    catalog.id_vocabulary = np.array((path / "id_vocabulary.txt").read_text().splitlines(), dtype=str)
+    model = build_model(config, encoder, catalog)
+    model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
+    model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
+    _weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
+    query_sample = []
+    if (path / "query_sample.json").is_file():  # models saved by earlier versions have none
+        query_sample = json.loads((path / "query_sample.json").read_text())
+    retriever = Retriever(config, encoder, catalog, model, query_sample=query_sample)
+    ranker = None
+    if has_ranker(path):
+        ranker = restore_ranker(path, retriever.item_embeddings(), config.ranking, config.train.temperature)
+    return retriever, ranker
+
+
+def _weights_checkpoint(model: TwoTowerModel) -> tf.train.Checkpoint:
+    """The towers' weights (BERT included), without optimizer state."""
+    return tf.train.Checkpoint(query_tower=model.query_tower, item_tower=model.item_tower)
