@@ -58,17 +58,19 @@ class Recommender(Retriever):
     :meth:`evaluate`, :meth:`save` and :meth:`export`. As a :class:`Retriever` it also gives
     query and item embeddings.
 
-    Example:
-        >>> import tfrecs_llm
-        >>> from tfrecs_llm import Recommender, load_sample
-        >>> from tfrecs_llm.data.splits import leave_last_out
-        >>> items, events = load_sample()
-        >>> train, test = leave_last_out(tfrecs_llm.validate_interactions(events, items))
-        >>> model = Recommender.train(items, train)
-        >>> model.recommend(["I love stories about distant planets"], k=3)
-        [[('i0123', 0.71), ('i0456', 0.69), ('i0042', 0.66)]]
-        >>> model.export("saved_models", "demo")
-        PosixPath('saved_models/demo/1')
+    Example::
+
+        import tfrecs_llm
+        from tfrecs_llm import Recommender, load_sample
+        from tfrecs_llm.data.splits import leave_last_out
+
+        items, events = load_sample()
+        items = tfrecs_llm.validate_items(items)
+        train, test = leave_last_out(tfrecs_llm.validate_interactions(events, items))
+        model = Recommender.train(items, train)
+        model.evaluate(train, test)          # Recall@10/100, NDCG, MRR vs popularity
+        model.recommend(["I love stories about distant planets"], k=3)  # [[(item_id, score), ...]]
+        model.export("saved_models", "demo")  # -> saved_models/demo/1, for TF Serving
 
     Args:
         config, encoder, catalog, model, query_sample, pooled_cache: as :class:`Retriever`.
@@ -117,6 +119,17 @@ class Recommender(Retriever):
         ``default`` it must have been created inside that strategy's ``scope()``. With
         ``multi_worker`` every worker runs this same call; only the chief
         (``tfrecs_llm.training.distribute.is_chief(strategy)``) should save the result.
+
+        Args:
+            items: the catalog (``item_id, title, description[, category, tags, published_at]``).
+            interactions: training events (``user_id, item_id, timestamp[, user_text, ...]``).
+            config: every knob (default ``Config()``).
+            checkpoint_dir: write a checkpoint every epoch and resume from the latest one there.
+            encoder: a ``TextEncoder`` instead of ``config.encoder.preset``.
+            verbose: progress bars and per-epoch logs.
+
+        Raises:
+            SchemaError (a ValueError): a bad table, naming the file, column and rows.
         """
         config = (config or Config()).validate()
         items_df = _items_table(items)
@@ -125,14 +138,18 @@ class Recommender(Retriever):
 
     @classmethod
     def load(cls, path: str | Path, encoder: TextEncoder | None = None) -> "Recommender":
-        """Loads a directory written by :meth:`save`."""
+        """Loads a directory written by :meth:`save` (``encoder`` overrides its preset).
+
+        Raises:
+            FileNotFoundError: ``path`` is not a saved model (it has no manifest.json).
+        """
         return cls._from_retriever(*load_model_dir(path, encoder))
 
     def save(self, path: str | Path) -> Path:
         """Writes config, catalog, cached item-text embeddings and weights to a directory.
 
         The directory is written aside and renamed into place, so a crash never leaves a
-        half-written model behind.
+        half-written model behind. Returns ``path``.
         """
         return save_model_dir(path, self, self._ranker_parts())
 
@@ -173,6 +190,15 @@ class Recommender(Retriever):
 
         With a trained ranker, the top ``ranking.num_candidates`` retrieved items are re-ordered
         by it; ``diversity`` in [0, 1] then re-ranks with MMR (0 = pure relevance).
+
+        Args:
+            user_texts: ``[batch]`` raw user texts (free text and/or titles of recent items).
+            k: items per user text.
+            exclude_item_ids: per user text, item ids never to return (e.g. already seen).
+            diversity: MMR weight in [0, 1].
+
+        Returns:
+            Per user text, ``k`` ``(item_id, score)`` pairs, best first.
         """
         exclude = _padded(user_texts, exclude_item_ids, "exclude_item_ids")
         available = len(self.catalog.item_ids) - exclude.shape[1]
@@ -196,7 +222,16 @@ class Recommender(Retriever):
         history_item_ids: Sequence[Sequence[str]] | None = None,
     ) -> list[list[str]]:
         """A grounded reason per recommended item: the most similar history item ("Because you
-        liked X") and the words its description shares with the user text ("" if neither)."""
+        liked X") and the words its description shares with the user text ("" if neither).
+
+        Args:
+            user_texts: ``[batch]`` the texts ``recommendations`` were made for.
+            recommendations: what :meth:`recommend` returned for them.
+            history_item_ids: per user text, the items the user interacted with.
+
+        Returns:
+            ``[batch][k]`` reasons, aligned with ``recommendations``.
+        """
         history = _padded(user_texts, history_item_ids, "history_item_ids")
         row_of = self.catalog.row_index()
         rows = tf.constant([[row_of[i] for i, _ in recs] for recs in recommendations], tf.int32)
@@ -206,7 +241,12 @@ class Recommender(Retriever):
     def train_ranker(
         self, train: pd.DataFrame, config: RankingConfig | None = None, verbose: bool = True
     ) -> RankingModel:
-        """Fits the ranking head on lists retrieved for ``train`` events (relevance + diversity)."""
+        """Fits the ranking head on lists retrieved for ``train`` events (relevance + diversity)
+        and returns it; :meth:`recommend` and exports use it from then on.
+
+        ``train`` should be events the retrieval model did not train on (on seen events
+        retrieval scores are inflated); ``config`` defaults to ``config.ranking``.
+        """
         config = config or self.config.ranking
         train = validate_interactions(train, self.catalog.items)
         self.ranker, self.ranker_tables = train_ranker(self, train, config, self.config.train.seed, verbose)
@@ -217,7 +257,12 @@ class Recommender(Retriever):
     def evaluate_ranking(
         self, train: pd.DataFrame, test: pd.DataFrame, k: int = 10
     ) -> dict[str, dict[str, float]]:
-        """Top-k quality and diversity of retrieval order vs the ranker's order on the same lists."""
+        """Top-k quality and diversity of retrieval order vs the ranker's order on the same lists.
+
+        Returns:
+            ``{"retrieval": metrics, "ranker": metrics}`` (``ranker`` only when one is trained),
+            each with Recall@k, NDCG@k, MRR, category entropy@k and ILD@k.
+        """
         train = validate_interactions(train, self.catalog.items)
         test = validate_interactions(test, self.catalog.items)
         size = self.config.ranking.num_candidates
@@ -232,6 +277,10 @@ class Recommender(Retriever):
         """Held-out metrics of this model and of the popularity baseline (same protocol).
 
         ``tfrecs_llm.evaluate`` adds more baselines, intervals and a cold-start slice.
+
+        Returns:
+            ``{"model": metrics, "popularity": metrics}``, each with ``recall@k`` and ``ndcg@k``
+            for every ``k`` in ``ks``, ``mrr`` and ``num_queries``.
         """
         train = validate_interactions(train, self.catalog.items)
         test = validate_interactions(test, self.catalog.items)
@@ -311,7 +360,14 @@ class Recommender(Retriever):
         index_kind: str | None = None,
         k: int | None = None,
     ) -> Path:
-        """Exports a TF Serving version under ``base_path/model_name/``; see ``export_tf_serving``."""
+        """Exports a TF Serving version under ``base_path/model_name/`` and returns its path;
+        see ``tfrecs_llm.export.export_tf_serving``.
+
+        Args:
+            version: integer version (default: highest existing + 1).
+            index_kind: ``auto``, ``scann`` or ``brute_force`` (default ``config.index.kind``).
+            k: items returned per query (default ``config.index.k``).
+        """
         scorer = self.ranker.scorer if self.ranker is not None else None
         return export_tf_serving(self, base_path, model_name, version, index_kind, k, ranker=scorer)
 

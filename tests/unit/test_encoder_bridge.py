@@ -15,7 +15,9 @@ from tests.conftest import make_tiny_encoder, save_tiny_preset
 from tfrecs_llm.towers import QueryTower
 
 
-def _one_step(trainable: bool) -> tuple[np.ndarray, np.ndarray]:
+def _one_step(trainable: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One SGD step (learning rate 1) through the tower: BERT's word embeddings before and
+    after, and their gradient (None when the tower does not train them)."""
     encoder = make_tiny_encoder()
     encoder.trainable = trainable
     tower = QueryTower(encoder, embedding_dim=8)
@@ -29,16 +31,22 @@ def _one_step(trainable: bool) -> tuple[np.ndarray, np.ndarray]:
         loss = tf.reduce_sum(embeddings[:, 0])
     grads = tape.gradient(loss, tower.trainable_variables)
     optimizer.apply_gradients(zip(grads, tower.trainable_variables))
-    return before, word_embedding.numpy()
+    gradient = None
+    for variable, grad in zip(tower.trainable_variables, grads):
+        if variable is word_embedding:
+            gradient = tf.convert_to_tensor(grad).numpy()
+    return before, word_embedding.numpy(), gradient
 
 
-def test_fine_tuning_updates_bert_weights() -> None:
-    before, after = _one_step(trainable=True)
-    assert not np.allclose(before, after)
+def test_fine_tuning_updates_bert_weights_by_their_gradient() -> None:
+    before, after, gradient = _one_step(trainable=True)
+    assert gradient is not None and np.abs(gradient).max() > 1e-6
+    np.testing.assert_allclose(after, before - gradient, atol=1e-6)
 
 
 def test_frozen_bert_weights_stay_put() -> None:
-    before, after = _one_step(trainable=False)
+    before, after, gradient = _one_step(trainable=False)
+    assert gradient is None
     np.testing.assert_array_equal(before, after)
 
 

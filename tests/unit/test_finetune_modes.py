@@ -186,19 +186,21 @@ def test_lora_model_saves_loads_and_exports_with_its_adapters(tables, tmp_path) 
         np.testing.assert_array_equal(loaded_b[v.path], v.numpy())
     np.testing.assert_allclose(loaded.query_embeddings(texts), expected, atol=1e-6)
 
-    # The query half of the serving graph (Recommender.export saves the same tower the same way;
-    # the whole export is covered by test_export.py and costs ~4x as much).
-    module = _QueryModule(loaded.model.query_tower)
-    tf.saved_model.save(module, str(tmp_path / "saved"), signatures={"embed_query": module.embed_query})
-    served = tf.saved_model.load(str(tmp_path / "saved")).signatures["embed_query"](user_text=tf.constant(texts))
-    np.testing.assert_allclose(served["embeddings"].numpy(), expected, atol=1e-5)
 
-
-class _QueryModule(tf.Module):
-    def __init__(self, query_tower: QueryTower) -> None:
-        super().__init__()
-        self.query_tower = query_tower
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_text")])
-    def embed_query(self, user_text: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"embeddings": self.query_tower({"user_text": user_text}, training=False)}
+@pytest.mark.parametrize(
+    "mode, overrides",
+    [("full", {}), ("top_layers", {"encoder.trainable_layers": 1}), ("lora", {"encoder.lora_rank": 2})],
+)
+def test_fine_tuned_models_export_and_answer_like_in_process(tables, tmp_path, mode, overrides) -> None:
+    items, train, _ = tables
+    config = _config(**{"encoder.trainable": mode, **overrides})
+    trained = Recommender.train(items, train, config, encoder=make_tiny_encoder(), verbose=False)
+    texts = ["space rocket planet", "a long text about jazz music history and pasta", ""]
+    path = trained.export(tmp_path, mode, index_kind="brute_force", k=5)
+    loaded = tf.saved_model.load(str(path))
+    served = loaded.signatures["serving_default"](user_text=tf.constant(texts))
+    in_process = trained.recommend(texts, k=5)
+    assert [[i.decode() for i in row] for row in served["item_ids"].numpy()] == [[i for i, _ in r] for r in in_process]
+    np.testing.assert_allclose(served["scores"].numpy(), [[s for _, s in r] for r in in_process], atol=1e-4)
+    embedded = loaded.signatures["embed_query"](user_text=tf.constant(texts))
+    np.testing.assert_allclose(embedded["embeddings"].numpy(), trained.query_embeddings(texts), atol=1e-5)

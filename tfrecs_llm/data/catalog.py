@@ -22,9 +22,10 @@ class Catalog:
     the items with training events (items without any, and items added later, map to the OOV
     bucket and embed from their text).
 
-    Example:
-        >>> catalog = Catalog.build(validate_items(items), embed=None)
-        >>> catalog.rows_of(["i0002", "unknown"])  # -> array([1., nan])
+    Example::
+
+        catalog = Catalog.build(validate_items(items))   # no cached embeddings
+        catalog.rows_of(["i0002", "unknown"])            # array([1., nan])
     """
 
     items: pd.DataFrame

@@ -131,11 +131,17 @@ def evaluate(
     measured on (default: the model's ``encoder.preset``, else the bundled MiniLM).
     ``output_dir``: writes ``report.json``, ``ranks.csv`` and PNG charts there.
 
-    Example:
-        >>> items, events = tfrecs_llm.load_sample()
-        >>> report = tfrecs_llm.evaluate(tfrecs_llm.Config(), items, events, baselines=["popularity"])
-        >>> report["model"].metrics["recall@10"], report["popularity"].metrics["recall@10"]
-        (0.25, 0.07)
+    Returns:
+        An :class:`EvaluationReport`: per model, the metrics, their intervals, the cold-start
+        slice and per-query ranks (``report["model"]``, ``report["popularity"]``, ...).
+
+    Example::
+
+        import tfrecs_llm
+        items, events = tfrecs_llm.load_sample()
+        report = tfrecs_llm.evaluate(tfrecs_llm.Config(), items, events, baselines=["popularity"])
+        print(report.format_table())      # Recall@10/100, NDCG, MRR with 95% intervals
+        report["model"].metrics["recall@10"]
     """
     config = (config or EvaluationConfig()).validate()
     baselines = _baseline_names(baselines)

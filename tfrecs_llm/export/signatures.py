@@ -44,6 +44,10 @@ class RecommendModule(tf.Module):
     ) -> None:
         super().__init__()
         self.query_tower = query_tower
+        # Saving traces the Keras towers' training-mode calls too, and a fine-tuned BERT runs
+        # dropout there: its seed states must be reachable from the root (they are kept out of
+        # the encoder's own tracking, so checkpoints of the towers do not change).
+        self.bert_dropout_seeds = query_tower.encoder.dropout_seed_variables()
         # XLA-compiled BERT (see tfrecs_llm.text.compiled): ~1.3x faster on CPU, but CPU TF
         # Serving then needs --xla_cpu_compilation_enabled=true.
         self.compiled_encoder = CompiledEncoder(query_tower.encoder) if jit_compile else None

@@ -71,10 +71,12 @@ def export_tf_serving(
     ``index_kind`` overrides ``config.index.kind`` (``auto``, ``scann``, ``brute_force``); ``k``
     overrides ``config.index.k``. The version is published atomically. Returns its path.
 
-    Example:
-        >>> model = Recommender.train(items, train)
-        >>> export_tf_serving(model, "saved_models", "demo", ranker=None)
-        PosixPath('saved_models/demo/1')
+    Example::
+
+        model = tfrecs_llm.Recommender.train(items, train)
+        export_tf_serving(model, "saved_models", "demo")   # -> saved_models/demo/1
+        # then: docker run -p 8501:8501 -v $PWD/saved_models/demo:/models/demo \
+        #   -e MODEL_NAME=demo tensorflow/serving:2.20.0
     """
     index_config = retriever.config.index
     if index_kind is not None:

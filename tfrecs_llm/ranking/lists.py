@@ -13,13 +13,15 @@ def retrieve_candidates(
     num_candidates: int,
     positive_rows: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Exact top-``num_candidates`` per query, excluding each query's ``excluded_rows``.
+    """Exact top-``num_candidates`` (at most the catalog size) per query, excluding each query's
+    ``excluded_rows``.
 
     Returns ``candidate_rows [n, K]`` int32, ``retrieval_score [n, K]`` float32 and ``labels
     [n, K]`` float32: 1 where the candidate is the query's positive (all zeros without
     ``positive_rows`` or when retrieval missed it). Positives are never injected into lists:
     an injected positive carries a tell-tale low retrieval score, which a ranker would learn.
     """
+    num_candidates = min(num_candidates, len(item_embeddings))
     scores = query_embeddings @ item_embeddings.T
     for query, rows in enumerate(excluded_rows):
         scores[query, rows] = -np.inf

@@ -60,6 +60,14 @@ def serve(
     ``<model_base_path>/events.sqlite``; TF Serving ignores non-numeric entries there).
     The endpoints have no authentication: keep the default loopback ``host`` unless a proxy in
     front of the server authenticates requests.
+
+    Example::
+
+        from tfrecs_llm.serving import Client, serve
+        serve("saved_models/demo", "demo", rest_port=8501)    # blocks; `tfrecs-llm serve` does this
+        # elsewhere:
+        with Client(model_name="demo", rest_url="http://127.0.0.1:8501") as client:
+            client.predict(["I love jazz records"])           # [(item_ids, scores)] per text
     """
     import uvicorn
 

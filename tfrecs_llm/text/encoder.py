@@ -76,6 +76,13 @@ class TextEncoder(tf_keras.layers.Layer):
         keep = {v.ref() for v in variables}
         self._unused = {v.ref() for v in self.bert_variables if v.ref() not in keep}
 
+    def dropout_seed_variables(self) -> list[tf.Variable]:
+        """The backbone's dropout seed states (Keras 3 ``SeedGenerator`` s): variables that are
+        not weights, which this layer does not track; a SavedModel of a function that runs
+        BERT in training mode must track them itself."""
+        weights = {id(v) for v in self.backbone.weights}
+        return [v.value for v in self.backbone.variables if id(v) not in weights]
+
     @property
     def backbone(self) -> Any:
         return self._parts.backbone

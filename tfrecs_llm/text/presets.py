@@ -58,10 +58,10 @@ def load_encoder(config: EncoderConfig, **kwargs: Any) -> TextEncoder:
     """Loads backbone and tokenizer from ``config.preset`` (local only, never downloads) and
     applies ``config.trainable``'s fine-tuning mode.
 
-    Example:
-        >>> encoder = load_encoder(EncoderConfig())   # the bundled all-MiniLM-L6-v2
-        >>> encoder(tf.constant(["jazz records"])).shape
-        TensorShape([1, 384])
+    Example::
+
+        encoder = load_encoder(EncoderConfig())        # the bundled all-MiniLM-L6-v2
+        encoder(tf.constant(["jazz records"])).shape   # [1, 384]
     """
     import keras_hub
 
