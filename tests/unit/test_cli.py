@@ -60,3 +60,23 @@ def test_unknown_option_is_rejected_by_argparse() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--bogus"])
     assert exit_info.value.code == 2
+
+
+def test_without_the_serving_extra_export_works_and_serve_says_what_to_install(tmp_path) -> None:
+    # A process in which the serving extra's packages cannot be imported.
+    script = """
+import sys
+for name in ("fastapi", "uvicorn", "httpx", "starlette"):
+    sys.modules[name] = None
+import importlib.util
+real_find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: None if name in ("fastapi", "uvicorn", "httpx") else real_find_spec(name, *a)
+import tfrecs_llm.export.tf_serving  # noqa: F401  (what `tfrecs-llm export` imports)
+from tfrecs_llm.cli import main
+sys.exit(main(["serve", "--model_base_path", sys.argv[1]]))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "serve needs the 'serving' extra (fastapi, uvicorn, httpx not installed)" in result.stderr
+    assert "pip install 'tfrecs_llm[serving]'" in result.stderr and "Traceback" not in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -153,6 +154,23 @@ def test_partial_or_corrupt_versions_are_refused_once_until_their_files_change(t
     shutil.copytree(toy_export() / "variables", tmp_path / "3" / "variables")  # the copy finishes
     assert manager.poll_once() == 3
     assert {s.version: s.state for s in manager.status("tiny")} == {1: "END", 2: "END", 3: "AVAILABLE"}
+
+
+def test_a_refused_version_fixed_in_place_with_the_same_sizes_and_times_is_retried(tmp_path) -> None:
+    publish(tmp_path, 1, toy_export())
+    graph = tmp_path / "1" / "saved_model.pb"
+    good = graph.read_bytes()
+    stamp = graph.stat()
+    graph.write_bytes(bytes(b ^ 0xFF for b in good))  # corrupt, same size
+    os.utime(graph, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    manager = ModelManager(tmp_path, "tiny")
+    assert manager.poll_once() is None and manager.poll_once() is None
+    [status] = manager.status("tiny")
+    assert status.state == "END"
+    graph.write_bytes(good)  # fixed, as `cp -p` would: same size, same modification time
+    os.utime(graph, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert manager.poll_once() == 1
+    assert [(s.version, s.state) for s in manager.status("tiny")] == [(1, "AVAILABLE")]
 
 
 def test_a_version_failing_its_warmup_is_never_served(tmp_path, caplog) -> None:

@@ -23,7 +23,8 @@ from tests.unit.tiny_data import tiny_items
 from tfrecs_llm.export.warmup import write_warmup_requests
 from tfrecs_llm.serving.event_log import EventLog
 from tfrecs_llm.serving.model_manager import ModelManager
-from tfrecs_llm.serving.rest import TRUNCATED_HEADER, VERSION_HEADER, RestLimits, create_app
+from tfrecs_llm.serving.limits import RequestLimits
+from tfrecs_llm.serving.rest import TRUNCATED_HEADER, VERSION_HEADER, create_app
 
 TITLES = dict(zip(tiny_items(per_topic=30)["item_id"], tiny_items(per_topic=30)["title"]))
 
@@ -55,7 +56,7 @@ def served(tmp_path_factory) -> Iterator[SimpleNamespace]:
     manager = ModelManager(root / "tiny", "tiny")
     manager.poll_once()
     with EventLog(root / "events.sqlite") as log:
-        limits = RestLimits(max_body_bytes=20_000, max_batch_size=8, max_text_chars=200)
+        limits = RequestLimits(max_body_bytes=20_000, max_batch_size=8, max_text_chars=200, max_exclusions=4)
         yield SimpleNamespace(http=TestClient(create_app(manager, log, limits)), manager=manager, log=log)
 
 
@@ -172,6 +173,49 @@ def test_body_size_and_batch_size_limits(served) -> None:
     assert response.status_code == 413 and "exceeds the limit of 20000 bytes" in response.json()["error"]
     response = served.http.post("/v1/models/tiny:predict", json={"instances": ["a"] * 9})
     assert response.status_code == 400 and "batch of 9 exceeds the limit of 8" in response.json()["error"]
+
+
+def test_exclusion_lists_over_the_limit_get_400_naming_the_input(served) -> None:
+    body = {"signature_name": "recommend_with_exclusions",
+            "inputs": {"user_text": ["a"], "exclude_item_ids": [["space-1"] * 5]}}
+    response = served.http.post("/v1/models/tiny:predict", json=body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "input 'exclude_item_ids': exclusion list length of 5 exceeds the limit of 4 per request"
+    }
+    body["inputs"]["exclude_item_ids"] = [["space-1"] * 4]
+    assert served.http.post("/v1/models/tiny:predict", json=body).status_code == 200
+
+
+def test_a_user_with_a_long_history_excludes_only_the_most_recent_items(served, monkeypatch) -> None:
+    seen = [f"music-{i}" for i in range(10)]
+    events = [{"user_id": "carol", "item_id": item, "type": "view", "timestamp": 1_700_000_000 + i}
+              for i, item in enumerate(seen)]
+    for start in (0, 5):  # max_batch_size=8 events per request
+        assert served.http.post("/v1/feedback", json={"events": events[start : start + 5]}).status_code == 200
+    model = served.manager.get("tiny")
+    sent: list[dict] = []
+    run = model.run
+    monkeypatch.setattr(model, "run", lambda signature, inputs: sent.append(inputs) or run(signature, inputs))
+    answer = served.http.post("/v1/users/carol:recommend")
+    assert answer.status_code == 200
+    # max_exclusions=4: the four newest items are excluded, newest first.
+    assert sent[0]["exclude_item_ids"].tolist() == [seen[:-5:-1]]
+    recommended = {r["item_id"] for r in answer.json()["recommendations"]}
+    assert not recommended & set(seen[-4:]) and len(recommended) == 5
+
+
+def test_unexpected_errors_are_json_500s() -> None:
+    class BrokenManager:
+        model_name = "tiny"
+
+        def get(self, name, version=None):
+            raise RuntimeError("disk on fire")
+
+    http = TestClient(create_app(BrokenManager()), raise_server_exceptions=False)
+    response = http.post("/v1/models/tiny:predict", json={"instances": ["a"]})
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal server error (the server log has the details)"}
 
 
 def test_empty_text_is_answered_and_long_text_truncated_with_a_header(served) -> None:

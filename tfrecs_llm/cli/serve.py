@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 
@@ -26,6 +27,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``tfrecs-llm serve``: serves until interrupted."""
+    missing = [name for name in ("fastapi", "uvicorn", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(
+            f"serve needs the 'serving' extra ({', '.join(missing)} not installed): "
+            "pip install 'tfrecs_llm[serving]' (or -e '.[serving]' from a clone)"
+        )
     from tfrecs_llm.serving import serve
 
     base = Path(args.model_base_path)

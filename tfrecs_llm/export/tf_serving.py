@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfrecs_llm import __version__
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.export.layout import next_version, staged_version
-from tfrecs_llm.export.model_config import write_models_config
+from tfrecs_llm.export.model_config import update_models_config
 from tfrecs_llm.export.signatures import RecommendModule
 from tfrecs_llm.export.warmup import write_warmup_requests
 from tfrecs_llm.index import build_index
@@ -66,7 +66,8 @@ def export_tf_serving(
     ``assets.extra/`` holds ``model_card.json`` (data, config, index, metrics, library versions),
     ``items.csv`` (item_id, title of every indexed item) and ``tf_serving_warmup_requests``
     (PredictionLog records TF Serving replays before serving the version). ``<base_path>/
-    models.config`` is rewritten to list every model under ``base_path``.
+    models.config`` is created, or gains an entry for ``model_name`` if it lacks one (the rest
+    of an existing file is left as it is).
 
     ``index_kind`` overrides ``config.index.kind`` (``auto``, ``scann``, ``brute_force``); ``k``
     overrides ``config.index.k``. The version is published atomically. Returns its path.
@@ -138,6 +139,6 @@ def export_tf_serving(
         texts = warmup_texts(retriever.catalog.item_ids, retriever.builder)
         write_warmup_requests(staging, model_name, texts, batch_sizes=batch_sizes)
     final = model_dir / str(version)
-    write_models_config(base_path)
+    update_models_config(base_path, model_name)
     logger.info("exported %s (index: %s)", final, choice.kind)
     return final

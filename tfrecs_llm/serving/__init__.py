@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tfrecs_llm.serving.rest import RestLimits
+    from tfrecs_llm.serving.limits import RequestLimits
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ _LAZY = {
     "ServingRequestError": "tfrecs_llm.serving.client",
     "EventLog": "tfrecs_llm.serving.event_log",
     "ModelManager": "tfrecs_llm.serving.model_manager",
-    "RestLimits": "tfrecs_llm.serving.rest",
+    "RequestLimits": "tfrecs_llm.serving.limits",
     "create_app": "tfrecs_llm.serving.rest",
     "start_grpc_server": "tfrecs_llm.serving.grpc_service",
 }
@@ -47,7 +47,7 @@ def serve(
     keep_versions: int | None = None,
     keep_previous_loaded: bool = False,
     event_log_path: str | Path | None = None,
-    limits: "RestLimits | None" = None,
+    limits: "RequestLimits | None" = None,
     log_level: str = "info",
     query_cache_size: int = 1024,
 ) -> None:
@@ -86,7 +86,7 @@ def serve(
     grpc_server = None
     try:
         if grpc_port is not None:
-            grpc_server, bound = start_grpc_server(manager, grpc_port, host)
+            grpc_server, bound = start_grpc_server(manager, grpc_port, host, limits=limits)
             logger.info("gRPC PredictionService on %s:%d", host, bound)
         uvicorn.run(create_app(manager, event_log, limits), host=host, port=rest_port, log_level=log_level)
     finally:

@@ -68,12 +68,19 @@ class EventLog:
                 raise
         return ids
 
-    def user_events(self, user_id: str) -> list[Event]:
-        """A user's events, oldest first (ties in time keep arrival order)."""
-        return self._select(
-            f"SELECT {_COLUMNS} FROM events WHERE user_id = ? ORDER BY timestamp, event_id",
-            (user_id,),
+    def user_events(self, user_id: str, limit: int | None = None) -> list[Event]:
+        """A user's events, oldest first (ties in time keep arrival order); with ``limit``, only
+        the ``limit`` most recent ones (read through the ``events_by_user`` index)."""
+        if limit is None:
+            return self._select(
+                f"SELECT {_COLUMNS} FROM events WHERE user_id = ? ORDER BY timestamp, event_id",
+                (user_id,),
+            )
+        newest = self._select(
+            f"SELECT {_COLUMNS} FROM events WHERE user_id = ? ORDER BY timestamp DESC, event_id DESC LIMIT ?",
+            (user_id, int(limit)),
         )
+        return newest[::-1]
 
     def events_since(
         self, after_event_id: int = 0, since_timestamp: float | None = None, limit: int | None = None

@@ -3,11 +3,14 @@ and ModelService (GetModelStatus), so gRPC clients of TF Serving work against th
 
 from __future__ import annotations
 
+import logging
 from concurrent import futures
 from typing import Any, Callable, TypeVar
 
 import grpc
+import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -16,18 +19,22 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tfrecs_llm.serving.errors import ServingError
+from tfrecs_llm.serving.errors import InvalidRequest, ServingError
+from tfrecs_llm.serving.limits import RequestLimits
 from tfrecs_llm.serving.loaded_version import DEFAULT_SIGNATURE, LoadedVersion
 from tfrecs_llm.serving.model_manager import ModelManager
 
 _T = TypeVar("_T")
+_KNOWN_DTYPES = set(types_pb2.DataType.values())
+logger = logging.getLogger(__name__)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService``: Predict and GetModelMetadata."""
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, limits: RequestLimits | None = None) -> None:
         self.manager = manager
+        self.limits = limits or RequestLimits()
 
     def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
@@ -42,7 +49,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         model = _served(self.manager, request.model_spec)
         signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        specs = model.input_specs(signature)
+        inputs = {name: self._to_array(name, proto, specs) for name, proto in request.inputs.items()}
+        self.limits.truncate_texts(inputs)
         outputs = model.run(signature, inputs)
         wanted = list(request.output_filter) or list(outputs)
         unknown = sorted(set(wanted) - set(outputs))
@@ -56,6 +65,25 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         for name in wanted:
             response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
         return response
+
+    def _to_array(self, name: str, proto: tensor_pb2.TensorProto, specs: dict) -> np.ndarray:
+        """One input tensor, checked against the signature and the limits from its declared
+        shape before anything is allocated (``make_ndarray`` fills a declared shape from a
+        single value, so a tiny message can declare gigabytes)."""
+        spec = specs.get(name)
+        if spec is None:
+            raise InvalidRequest(f"unknown input {name!r}; this signature takes {sorted(specs)}")
+        if proto.dtype != spec.dtype.as_datatype_enum:
+            given = types_pb2.DataType.Name(proto.dtype) if proto.dtype in _KNOWN_DTYPES else str(proto.dtype)
+            raise InvalidRequest(f"input {name!r} has dtype {given}; the signature expects {spec.dtype.name}")
+        if proto.tensor_shape.unknown_rank:
+            raise InvalidRequest(f"input {name!r}: tensor_shape must list its dimensions")
+        shape = [dim.size for dim in proto.tensor_shape.dim]
+        self.limits.check_elements(name, shape)
+        try:
+            return tf.make_ndarray(proto)
+        except (TypeError, ValueError) as error:
+            raise InvalidRequest(f"input {name!r}: malformed tensor: {error}") from error
 
     def _metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest
@@ -95,15 +123,20 @@ class ModelStatusService(model_service_pb2_grpc.ModelServiceServicer):
 
 def start_grpc_server(
     manager: ModelManager, port: int = 8500, host: str = "127.0.0.1", max_workers: int = 8,
-    max_message_bytes: int = 4 * 1024 * 1024,
+    limits: RequestLimits | None = None,
 ) -> tuple[grpc.Server, int]:
-    """Starts the gRPC server (``port=0`` picks a free one); returns it and the bound port."""
+    """Starts the gRPC server (``port=0`` picks a free one); returns it and the bound port.
+
+    Requests larger than ``limits.max_body_bytes`` are refused by gRPC (RESOURCE_EXHAUSTED);
+    inputs are checked against ``limits`` before they are materialised.
+    """
+    limits = limits or RequestLimits()
     options = [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", limits.max_body_bytes),
+        ("grpc.max_send_message_length", 4 * 1024 * 1024),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, limits), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelStatusService(manager), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
@@ -125,3 +158,6 @@ def _answer(context: grpc.ServicerContext, compute: Callable[[], _T]) -> _T:
         return compute()
     except ServingError as error:
         context.abort(getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNKNOWN), str(error))
+    except Exception:
+        logger.exception("unexpected error answering a gRPC request")
+        context.abort(grpc.StatusCode.INTERNAL, "internal server error (the server log has the details)")

@@ -3,13 +3,14 @@
 Policy (TF Serving's ``latest`` version policy, availability preserving): the highest integer
 version folder that is complete (``saved_model.pb`` and ``variables/``), loads, and answers its
 warmup requests is served. A version failing any step is refused with the reason (state END with
-an error, as in TF Serving's GetModelStatus) and not retried until its files change; the current
+an error, as in TF Serving's GetModelStatus) and not retried until its content changes; the current
 version keeps serving. The swap is one reference assignment under a lock: a request keeps the
 `LoadedVersion` it got, so no request fails while a new version takes over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -89,7 +90,7 @@ class ModelManager:
         self._served: dict[int, LoadedVersion] = {}
         self._latest: int | None = None
         self._statuses: dict[int, VersionStatus] = {}
-        self._refused: dict[int, tuple] = {}  # version -> file fingerprint when refused
+        self._refused: dict[int, str] = {}  # version -> content fingerprint when refused
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -238,13 +239,23 @@ class ModelManager:
             self._statuses[status.version] = status
 
 
-def _fingerprint(path: Path) -> tuple:
-    """(path, mtime, size) of the folder and its files: a refused version is retried on change."""
-    entries = []
-    for entry in [path, *path.glob("*"), *path.glob("variables/*"), *path.glob("assets.extra/*")]:
+_HASHED_BYTES_LIMIT = 256 * 1024 * 1024
+"""Files up to this size are hashed (saved_model.pb, variables.index, assets); larger ones are
+known by name and size: variables.index holds a checksum of every tensor in the data shards."""
+
+
+def _fingerprint(path: Path) -> str:
+    """A hash of the version's content: a refused version is retried once it changes, even when
+    a fixed copy keeps every file's size and modification time (``cp -p``)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
         try:
-            stat = entry.stat()
+            size = file.stat().st_size
+            digest.update(f"{file.relative_to(path)}\0{size}\0".encode())
+            if size <= _HASHED_BYTES_LIMIT and not file.name.startswith("variables.data"):
+                with open(file, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
         except OSError:
-            continue
-        entries.append((str(entry), stat.st_mtime_ns, stat.st_size))
-    return tuple(sorted(entries))
+            digest.update(f"{file}\0unreadable".encode())
+    return digest.hexdigest()

@@ -35,8 +35,10 @@ class TextEncoder(tf_keras.layers.Layer):
     Tokenization runs in the graph (TF Text ops), so a SavedModel takes raw strings. Each batch
     is trimmed to its longest text, so short texts do not pay for ``sequence_length``.
 
-    It has no ``get_config``: it holds keras-hub's Keras 3 backbone and tokenizer, which a config cannot carry. It is saved as
-    weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
+    It has no config (Keras's ``Layer.get_config`` raises ``NotImplementedError`` for its
+    arguments): it holds keras-hub's Keras 3 backbone and tokenizer, which a config cannot
+    carry. It is saved as weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by
+    ``tfrecs_llm.text.presets.load_encoder`` and ``Recommender.load``.
     """
 
     def __init__(

@@ -24,8 +24,9 @@ class ItemTower(tf_keras.Model):
     ``id_dropout`` of ids is replaced by the OOV bucket, so the OOV embedding learns to stand for
     "an item known by its text alone" and fresh items embed sensibly.
 
-    It has no ``get_config``: it holds the id vocabulary and a fitted text vectorizer, which a config cannot carry. It is saved as
-    weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
+    It has no config (``get_config`` raises ``NotImplementedError``, Keras's way to say so): it
+    holds the id vocabulary and a fitted text vectorizer, which a config cannot carry. It is saved as weights
+    (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
     """
 
     def __init__(
@@ -71,3 +72,9 @@ class ItemTower(tf_keras.Model):
                 indices = tf.where(dropped, tf.zeros_like(indices), indices)
             parts.append(self.id_embedding(indices))
         return tf.math.l2_normalize(self.projection(tf.concat(parts, axis=-1)), axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError(
+            f"{type(self).__name__} holds the id vocabulary and a fitted text vectorizer, which a "
+            "config cannot carry; restore it from its checkpoint (Recommender.load)"
+        )

@@ -17,8 +17,9 @@ class QueryTower(tf_keras.Model):
     encoder, the cached ``user_text_embedding: [batch_size, hidden_dim]`` (the encoder's pooled
     output). Output: ``[batch_size, embedding_dim]`` unit-norm query embeddings.
 
-    It has no ``get_config``: it holds a BERT, which a config cannot carry. It is saved as
-    weights (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
+    It has no config (``get_config`` raises ``NotImplementedError``, Keras's way to say so): it
+    holds a BERT, which a config cannot carry. It is saved as weights
+    (``tf.train.Checkpoint``, SavedModel) and rebuilt by ``Recommender.load``.
     """
 
     def __init__(self, encoder: TextEncoder, embedding_dim: int, **kwargs: Any) -> None:
@@ -42,3 +43,9 @@ class QueryTower(tf_keras.Model):
     def project(self, pooled: tf.Tensor) -> tf.Tensor:
         """``pooled: [batch_size, hidden_dim]`` -> ``[batch_size, embedding_dim]``, unit norm."""
         return tf.math.l2_normalize(self.projection(pooled), axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError(
+            f"{type(self).__name__} holds a BERT, which a config cannot carry; "
+            "restore it from its checkpoint (Recommender.load)"
+        )

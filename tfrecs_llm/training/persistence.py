@@ -15,8 +15,8 @@ Layout of a model directory (``Recommender.save``, ``tfrecs-llm train --output``
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfrecs_llm import __version__
 from tfrecs_llm.config import Config
+from tfrecs_llm.data.atomic_dir import finish_staging, make_staging_dir, publish_dir
 from tfrecs_llm.data.catalog import Catalog
 from tfrecs_llm.data.pipeline import make_dataset
 from tfrecs_llm.data.schema import load_items
@@ -46,6 +47,21 @@ def is_model_dir(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def check_replaceable(path: str | Path) -> None:
+    """Raises ``FileExistsError`` unless ``path`` is free, an empty directory or a saved model:
+    saving never replaces anything else (``--output .`` must not delete a working directory)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory; choose another output path for the model")
+    if not is_model_dir(path) and any(path.iterdir()):
+        raise FileExistsError(
+            f"{path} is a non-empty directory that is not a saved tfrecs_llm model (it has no {MANIFEST}); "
+            "refusing to replace it. Choose a new or empty output directory, or remove this one yourself"
+        )
+
+
 def save_model_dir(
     path: str | Path,
     retriever: Retriever,
@@ -53,12 +69,14 @@ def save_model_dir(
 ) -> Path:
     """Writes ``retriever`` (and the ranker with its item tables) to the directory ``path``.
 
-    The directory is written aside and renamed into place, so a crash never leaves a
-    half-written model behind.
+    ``path`` may be new, an empty directory or a saved model (which is replaced); anything else
+    is refused (``check_replaceable``). The directory is written aside, flushed and swapped into
+    place, so a crash at any moment leaves either the old or the new model, whole. Its
+    permissions are those of a plain ``mkdir`` (the umask's).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    path = Path(os.path.realpath(path))  # a symlink's target is what gets replaced
+    check_replaceable(path)
+    staging = make_staging_dir(path)
     try:
         retriever.config.save(staging / "config.json")
         catalog = retriever.catalog
@@ -71,9 +89,9 @@ def save_model_dir(
         if ranker is not None:
             save_ranker(staging, *ranker)
         (staging / MANIFEST).write_text(json.dumps({"format": FORMAT, "version": __version__}, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
+        finish_staging(staging)
+        check_replaceable(path)  # again: something may have appeared there while writing
+        publish_dir(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
