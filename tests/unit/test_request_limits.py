@@ -145,3 +145,50 @@ def test_within_the_limits_grpc_answers_like_the_model_with_texts_cut_like_rest(
         "serving_default", {"user_text": np.array([long_text[:50], "jazz"], dtype=object)}
     )
     np.testing.assert_array_equal(tf.make_ndarray(response.outputs["item_ids"]), expected["item_ids"])
+
+
+_DIMS = st.one_of(
+    st.lists(st.integers(0, 4), min_size=1, max_size=2),  # plausible shapes, values not always matching
+    st.lists(st.one_of(st.integers(-2, 6), st.integers(10**6, 10**12)), max_size=3),  # hostile ones
+)
+_TENSORS = st.builds(
+    lambda dtype, dims, unknown_rank, strings, floats: tensor_pb2.TensorProto(
+        dtype=dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[{"size": d} for d in dims], unknown_rank=unknown_rank),
+        string_val=strings if dtype == types_pb2.DT_STRING else [],
+        float_val=floats if dtype == types_pb2.DT_FLOAT else [],
+    ),
+    st.sampled_from([types_pb2.DT_STRING] * 4 + [types_pb2.DT_FLOAT, types_pb2.DT_INT64, types_pb2.DT_INVALID, 99]),
+    _DIMS,
+    st.sampled_from([False, False, False, True]),  # unknown_rank
+    st.lists(st.binary(max_size=40), max_size=6),
+    st.lists(st.floats(allow_nan=True), max_size=6),
+)
+_ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.NOT_FOUND}
+
+
+def test_fuzzed_predict_requests_get_clear_statuses_and_bounded_memory(grpc_stub) -> None:
+    answered: dict[str, int] = {}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    @given(
+        st.sampled_from(["serving_default", "recommend_with_exclusions", "recommend", "embed_query", "nope"]),
+        st.dictionaries(st.sampled_from(["user_text", "exclude_item_ids", "history_item_ids", "diversity", "x"]),
+                        _TENSORS, max_size=4),
+    )
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    def fuzz(signature: str, inputs: dict) -> None:
+        try:
+            grpc_stub.stub.Predict(_request(signature, **inputs), timeout=30)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            code = error.code()
+            assert error.details(), code
+        answered[code.name] = answered.get(code.name, 0) + 1
+        assert code in _ANSWERS, code
+
+    fuzz()
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    print(f"gRPC fuzz: {sum(answered.values())} requests, {answered}; peak RSS +{grown_mb:.0f} MB")
+    assert grown_mb < 300

@@ -28,6 +28,7 @@ from tfrecs_llm.serving.errors import InvalidRequest, ServingError
 from tfrecs_llm.serving.limits import EXCLUDE_INPUT, TEXT_INPUT, RequestLimits
 from tfrecs_llm.serving.loaded_version import DEFAULT_SIGNATURE, LoadedVersion
 from tfrecs_llm.serving.model_manager import ModelManager
+from tfrecs_llm.serving.openapi import openapi_document
 from tfrecs_llm.serving.rest_json import decimal, from_inputs, from_instances, json_values, short
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app over a started `ModelManager` (feedback needs an ``event_log``)."""
     limits = limits or RequestLimits()
-    app = FastAPI(title="tfrecs_llm serving", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="tfrecs_llm serving", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
+    app.openapi = lambda: openapi_document(app, manager.model_name)  # type: ignore[method-assign]
 
     @app.exception_handler(ServingError)
     async def _serving_error(request: Request, error: ServingError) -> Response:
