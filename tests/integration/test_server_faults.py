@@ -135,6 +135,8 @@ def test_every_acknowledged_event_survives_a_sigkill_exactly_once(deployment) ->
                                                        ("music-3", "like")]
     assert all(len(stored) == 3 for stored in by_user.values())  # unacknowledged: all or nothing
     assert len({row[0] for row in rows}) == len(rows)
+    print(f"SIGKILL under load: {len(acknowledged)} requests acknowledged ({3 * len(acknowledged)} events), "
+          f"{len(by_user)} requests stored, {len(by_user) - len(acknowledged)} stored but unacknowledged")
 
     # Restarted, the server takes feedback again, with ids after every stored one.
     with serving(deployment["exports"]) as (_, url):
@@ -170,6 +172,7 @@ def test_a_sigkill_during_export_publishes_nothing_and_the_served_version_stays(
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     killed = _kill_when(export, lambda: any(p.name.startswith(".") for p in model_dir.iterdir()), delay)
+    print(f"export killed after {delay} s in staging: {killed}")
     if killed:
         assert versions(model_dir) == before  # nothing half-written is visible to TF Serving
     else:  # it finished first: then the new version is whole
@@ -188,7 +191,8 @@ def test_a_sigkill_during_save_leaves_the_old_or_the_new_model_whole(deployment,
     )
     save = subprocess.Popen([sys.executable, "-c", script, str(target)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _kill_when(save, lambda: any(p.name.startswith(f".{target.name}.") for p in target.parent.iterdir()), delay)
+    killed = _kill_when(save, lambda: any(p.name.startswith(f".{target.name}.") for p in target.parent.iterdir()), delay)
+    print(f"save killed after {delay} s in staging: {killed}")
     reloaded = Recommender.load(target)
     assert len(reloaded.recommend(TEXTS, k=5)[0]) == 5
 
