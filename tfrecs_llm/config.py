@@ -13,6 +13,7 @@ DEFAULT_PRESET = "all-minilm-l6-v2"
 
 ENCODER_TRAINABLE_MODES = ("frozen", "full", "top_layers", "lora")
 ITEM_TEXT_ENCODERS = ("pretrained", "bag_of_words")
+QUERY_HISTORY_KINDS = ("text", "sequence")
 INDEX_KINDS = ("auto", "scann", "brute_force")
 RELEVANCE_LOSSES = ("listwise_softmax", "pairwise_logistic", "pointwise_bce", "pointwise_mse")
 TOPIC_SOURCES = ("category", "clusters")
@@ -98,6 +99,14 @@ class ModelConfig:
         ``bag_of_words`` (a light learned encoder over description words).
     item_id_embedding_dim: 0 disables the item-id embedding; unknown ids use the OOV bucket(s).
     item_id_dropout: share of training ids replaced by the OOV bucket (teaches text-only items).
+    query_history: how the query tower reads what the user did: ``text`` (the titles of recent
+        items are part of the BERT user text, see ``data.history_length``) or ``sequence`` (a
+        causal self-attention encoder over the embeddings of the ``history_length`` most recent
+        items, each the item tower's embedding of its description and id, combined with BERT
+        over the free text; trained on next-item predictions at every position of each user's
+        sequence, ``tfrecs_llm.models.sequential``). ``sequence`` needs a frozen encoder.
+    history_length, history_blocks, history_heads, history_dropout: the sequence encoder
+        (SASRec's MovieLens setting by default).
     """
 
     embedding_dim: int = 64
@@ -106,6 +115,11 @@ class ModelConfig:
     num_oov_buckets: int = 1
     item_id_dropout: float = 0.1
     bag_of_words_vocab_size: int = 20000
+    query_history: str = "text"
+    history_length: int = 50
+    history_blocks: int = 2
+    history_heads: int = 1
+    history_dropout: float = 0.2
 
     def validate(self) -> None:
         if self.item_text_encoder not in ITEM_TEXT_ENCODERS:
@@ -119,6 +133,18 @@ class ModelConfig:
             raise ValueError(f"model.item_id_dropout must be in [0, 1), got {self.item_id_dropout}")
         if self.num_oov_buckets < 1:
             raise ValueError(f"model.num_oov_buckets must be >= 1, got {self.num_oov_buckets}")
+        if self.query_history not in QUERY_HISTORY_KINDS:
+            raise ValueError(f"model.query_history must be one of {QUERY_HISTORY_KINDS}, got {self.query_history!r}")
+        for name in ("history_length", "history_blocks", "history_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.embedding_dim % self.history_heads:
+            raise ValueError(
+                f"model.embedding_dim ({self.embedding_dim}) must be a multiple of model.history_heads "
+                f"({self.history_heads})"
+            )
+        if not 0 <= self.history_dropout < 1:
+            raise ValueError(f"model.history_dropout must be in [0, 1), got {self.history_dropout}")
 
 
 @dataclass
@@ -131,6 +157,9 @@ class TrainConfig:
     batch_size: the global batch; under a distribution strategy each replica takes its share.
     strategy: ``default`` (one process), ``mirrored`` (every local GPU) or ``multi_worker``
         (the machines in ``TF_CONFIG``); see ``tfrecs_llm.training.distribute``.
+    full_softmax_max_items: the ``sequence`` query tower trains with a softmax over the whole
+        catalog up to this many items; larger catalogs use ``sampled_negatives`` uniformly
+        sampled items per batch instead.
     """
 
     epochs: int = 5
@@ -144,6 +173,8 @@ class TrainConfig:
     seed: int = 42
     shuffle_buffer: int = 10000
     strategy: str = "default"
+    full_softmax_max_items: int = 20000
+    sampled_negatives: int = 2048
 
     def validate(self) -> None:
         if self.strategy not in DISTRIBUTION_STRATEGIES:
@@ -266,6 +297,12 @@ class Config:
     def validate(self) -> "Config":
         for section in (self.encoder, self.data, self.model, self.train, self.index, self.ranking):
             section.validate()
+        if self.model.query_history == "sequence" and self.encoder.trainable != "frozen":
+            raise ValueError(
+                "model.query_history='sequence' reads cached free-text embeddings, so it needs "
+                f"encoder.trainable='frozen' (got {self.encoder.trainable!r}); fine-tune BERT with "
+                "model.query_history='text'"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.catalog import Catalog
 from tfrecs_llm.data.events import positive_events
 from tfrecs_llm.data.schema import load_interactions, load_items, validate_interactions, validate_items
-from tfrecs_llm.evaluation.protocol import evaluate_scores, popularity_scorer
+from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
+from tfrecs_llm.evaluation.protocol import evaluate_scores
 from tfrecs_llm.evaluation.ranking import evaluate_ranking
 from tfrecs_llm.export import export_tf_serving
 from tfrecs_llm.index import IndexChoice, build_index
@@ -86,8 +87,9 @@ class Recommender(Retriever):
         query_sample: Sequence[str] = (),
         pooled_cache: Mapping[str, np.ndarray] | None = None,
         ranker: tuple[RankingModel, ItemTables] | None = None,
+        history_sample: Sequence[Sequence[str]] = (),
     ) -> None:
-        super().__init__(config, encoder, catalog, model, query_sample, pooled_cache)
+        super().__init__(config, encoder, catalog, model, query_sample, pooled_cache, history_sample)
         self.ranker, self.ranker_tables = ranker if ranker is not None else (None, None)
         self._index: tuple[tf.keras.layers.Layer, IndexChoice] | None = None
         self._stage: RankingStage | None = None
@@ -98,7 +100,7 @@ class Recommender(Retriever):
     ) -> "Recommender":
         return cls(
             retriever.config, retriever.encoder, retriever.catalog, retriever.model,
-            retriever.query_sample, retriever.pooled_cache, ranker,
+            retriever.query_sample, retriever.pooled_cache, ranker, retriever.history_sample,
         )
 
     @classmethod
@@ -185,6 +187,7 @@ class Recommender(Retriever):
         k: int = 10,
         exclude_item_ids: Sequence[Sequence[str]] | None = None,
         diversity: float = 0.0,
+        history_item_ids: Sequence[Sequence[str]] | None = None,
     ) -> Recommendations:
         """Top-``k`` items per user text, never returning that user's ``exclude_item_ids``.
 
@@ -196,6 +199,8 @@ class Recommender(Retriever):
             k: items per user text.
             exclude_item_ids: per user text, item ids never to return (e.g. already seen).
             diversity: MMR weight in [0, 1].
+            history_item_ids: per user text, the user's recent items, oldest first: a
+                sequential query tower (``model.query_history="sequence"``) reads them.
 
         Returns:
             Per user text, ``k`` ``(item_id, score)`` pairs, best first.
@@ -208,7 +213,7 @@ class Recommender(Retriever):
             raise ValueError(f"diversity must be in [0, 1], got {diversity}")
         if len(user_texts) == 0:
             return []
-        queries = tf.constant(self.query_embeddings(user_texts))
+        queries = tf.constant(self.query_embeddings(user_texts, history_item_ids=history_item_ids))
         outputs = self.stage.recommend(queries, tf.constant(exclude), k, diversity)
         return [
             [(i.decode(), float(s)) for i, s in zip(row_ids, row_scores)]
@@ -288,7 +293,8 @@ class Recommender(Retriever):
         ids = self.catalog.item_ids
 
         def model_scores(queries: pd.DataFrame) -> np.ndarray:
-            return self.query_embeddings(queries["user_text"].tolist()) @ item_embeddings.T
+            histories = queries["history_item_ids"].tolist()
+            return self.query_embeddings(queries["user_text"].tolist(), history_item_ids=histories) @ item_embeddings.T
 
         return {
             "model": evaluate_scores(model_scores, ids, train, test, self.builder, ks),
@@ -320,7 +326,8 @@ class Recommender(Retriever):
                 len(self.catalog.item_ids), len(catalog.item_ids),
             )
         return Recommender(
-            self.config, self.encoder, catalog, self.model, self.query_sample, self.pooled_cache
+            self.config, self.encoder, catalog, self.model, self.query_sample, self.pooled_cache,
+            history_sample=self.history_sample,
         )
 
     def update(
@@ -348,6 +355,7 @@ class Recommender(Retriever):
         history = positive_events(validate_interactions(all_events, items, source="event history"))
         trained = fine_tune(self, new, history, epochs, checkpoint_dir, verbose)
         # The item tower changed, so every item embedding did: rebuild what holds them.
+        self.forget_item_embeddings()
         self._index = None
         self._stage = None
         return trained

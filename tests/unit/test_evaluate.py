@@ -56,7 +56,11 @@ def test_model_and_baselines_get_intervals_list_metrics_and_a_cold_slice(tables,
     recommender, _ = saved_model
     report = evaluate(recommender, items, events, output_dir=tmp_path, config=FAST, verbose=False)
 
-    assert list(report.results) == ["model", "popularity", "id_only", "tfidf", "zero_shot"]
+    assert list(report.results) == ["model", "popularity", "id_only", "tfidf", "zero_shot", "ease", "item_knn"]
+    # The tuned baselines chose on the validation split, from their grids.
+    tuned = report.protocol["tuned_on_validation"]
+    assert float(tuned["ease"]["lambda"]) in FAST.ease.lambdas
+    assert int(tuned["item_knn"]["neighbours"]) in FAST.item_knn.neighbours
     train, test = leave_last_out(events)
     assert report.protocol["num_queries"] == len(test) == 61
     assert report.protocol["num_cold_start_queries"] == 1

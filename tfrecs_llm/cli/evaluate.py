@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tfrecs_llm.cli.common import parse_override
 from tfrecs_llm.evaluation.baselines import BASELINE_NAMES as BASELINES
+from tfrecs_llm.evaluation.baselines import DEFAULT_BASELINES
 
 EVALUATE_DESCRIPTION = """\
 Splits the interactions with leave-last-out (each user's last event, by time, is held out; users
@@ -22,11 +23,16 @@ without any train event). The model must have been trained on the train part onl
 
 Baselines: popularity (train-event counts), id_only (TFRS basic-retrieval tutorial model over
 user and item ids), tfidf (TF-IDF cosine of user text and item text), zero_shot (the pretrained
-encoder's pooled embeddings, no training).
+encoder's pooled embeddings, no training), ease (closed-form item-item, Steck 2019), item_knn
+(cosine item-item neighbours) and sasrec (self-attentive sequential model over ids, Kang &
+McAuley 2018). ease, item_knn and sasrec choose lambda, k and epochs on a validation split
+carved from the train part (each user's last train event), never on the held-out events.
 
 Settings (--set KEY=VALUE): ks=[10,100], top_k=10, bootstrap_resamples=1000, confidence=0.95,
 seed=0, id_only.epochs=10, id_only.batch_size=8192, id_only.embedding_dim=32,
-id_only.learning_rate=0.1, id_only.seed=42.
+id_only.learning_rate=0.1, id_only.seed=42, ease.lambdas=[50.0,...,2000.0],
+item_knn.neighbours=[10,...,400], sasrec.hidden_dim=64, sasrec.num_blocks=2, sasrec.max_length=50,
+sasrec.dropout=0.2, sasrec.max_epochs=200 (and the other fields of SasRecConfig).
 """
 
 
@@ -45,10 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--interactions",
                           help="ALL interactions CSV/Parquet (user_id, item_id, timestamp[, ...]); the split "
                                "happens here")
-    evaluate.add_argument("--baselines", nargs="*", choices=BASELINES, default=list(BASELINES),
+    evaluate.add_argument("--baselines", nargs="*", choices=BASELINES, default=list(DEFAULT_BASELINES),
                           metavar="NAME",
-                          help=f"baselines to compare with, any of {', '.join(BASELINES)} (default: all; "
-                               "give the option with no names for none)")
+                          help=f"baselines to compare with, any of {', '.join(BASELINES)} (default: all but "
+                               "sasrec, which trains for minutes; give the option with no names for none)")
     evaluate.add_argument("--output",
                           help="directory for report.json, ranks.csv (per-query ranks) and PNG charts "
                                "(default: print the table only)")

@@ -51,11 +51,13 @@ class UserTextBuilder:
         self.title_separator = title_separator
 
     @classmethod
-    def from_config(cls, items: pd.DataFrame, config: DataConfig) -> "UserTextBuilder":
-        """A builder over the titles of a validated item catalog (``validate_items``)."""
+    def from_config(cls, items: pd.DataFrame, config: DataConfig, titles: bool = True) -> "UserTextBuilder":
+        """A builder over the titles of a validated item catalog (``validate_items``); with
+        ``titles=False`` user texts are the free text alone (a sequential query tower reads the
+        history itself)."""
         return cls(
             dict(zip(items["item_id"], items["title"])),
-            history_length=config.history_length,
+            history_length=config.history_length if titles else 0,
             max_words=config.max_user_text_words,
             title_separator=config.title_separator,
         )

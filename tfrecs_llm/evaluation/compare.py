@@ -24,8 +24,11 @@ from tfrecs_llm.data.item_text import item_texts
 from tfrecs_llm.data.schema import load_interactions, load_items, validate_interactions, validate_items
 from tfrecs_llm.data.splits import leave_last_out
 from tfrecs_llm.data.user_text import UserTextBuilder
-from tfrecs_llm.evaluation.baselines import BASELINE_NAMES
+from tfrecs_llm.evaluation.baselines import BASELINE_NAMES, DEFAULT_BASELINES
+from tfrecs_llm.evaluation.baselines.ease import EaseConfig, ease_scorer
 from tfrecs_llm.evaluation.baselines.id_only import IdOnlyConfig, id_only_scorer
+from tfrecs_llm.evaluation.baselines.item_knn import ItemKnnConfig, item_knn_scorer
+from tfrecs_llm.evaluation.baselines.sasrec import SasRecConfig, sasrec_scorer
 from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
 from tfrecs_llm.evaluation.baselines.tfidf import TfIdfScorer
 from tfrecs_llm.evaluation.baselines.zero_shot import ZeroShotScorer
@@ -49,7 +52,8 @@ class EvaluationConfig:
     ks: cut-offs of Recall@k and NDCG@k.
     top_k: length of the lists whose catalog coverage, ILD and category entropy are reported.
     bootstrap_resamples, confidence, seed: percentile-bootstrap intervals over queries.
-    id_only: hyper-parameters of the id-only baseline.
+    id_only, ease, item_knn, sasrec: hyper-parameters of those baselines (the last three tune
+        on a validation split carved from the train part).
     """
 
     ks: list[int] = field(default_factory=lambda: [10, 100])
@@ -58,6 +62,9 @@ class EvaluationConfig:
     confidence: float = 0.95
     seed: int = 0
     id_only: IdOnlyConfig = field(default_factory=IdOnlyConfig)
+    ease: EaseConfig = field(default_factory=EaseConfig)
+    item_knn: ItemKnnConfig = field(default_factory=ItemKnnConfig)
+    sasrec: SasRecConfig = field(default_factory=SasRecConfig)
 
     def validate(self) -> "EvaluationConfig":
         if not self.ks or any(not isinstance(k, int) or k < 1 for k in self.ks):
@@ -68,7 +75,8 @@ class EvaluationConfig:
             raise ValueError(f"bootstrap_resamples must be >= 1, got {self.bootstrap_resamples}")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be strictly between 0 and 1, got {self.confidence}")
-        self.id_only.validate()
+        for section in _SECTIONS:
+            getattr(self, section).validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,19 +90,25 @@ class EvaluationConfig:
             target = data.get(section) if name else data
             name = name or key
             if not isinstance(target, dict) or name not in target or isinstance(target[name], dict):
-                keys = [k for k in data if k != "id_only"] + [f"id_only.{k}" for k in data["id_only"]]
+                keys = [k for k in data if k not in _SECTIONS]
+                keys += [f"{section}.{k}" for section in _SECTIONS for k in data[section]]
                 raise ValueError(f"unknown evaluation setting {key!r}; expected one of {keys}")
             target[name] = _coerce(key, value, target[name])
-        return EvaluationConfig(**{**data, "id_only": IdOnlyConfig(**data["id_only"])}).validate()
+        sections = {section: cls(**data[section]) for section, cls in _SECTIONS.items()}
+        return EvaluationConfig(**{**data, **sections}).validate()
+
+
+_SECTIONS = {"id_only": IdOnlyConfig, "ease": EaseConfig, "item_knn": ItemKnnConfig, "sasrec": SasRecConfig}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """``value`` as the type of ``default`` (``--set`` values arrive as JSON or strings)."""
     if isinstance(default, list):
         items = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            raise ValueError(f"{key} must be a list of integers such as [10, 100], got {value!r}")
-        return items
+        kind = float if default and isinstance(default[0], float) else int
+        if not all(isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool) for v in items):
+            raise ValueError(f"{key} must be a list of {kind.__name__}s such as {default[:2]}, got {value!r}")
+        return [kind(v) for v in items]
     if isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
         raise ValueError(f"{key} must be an integer, got {value!r}")
     if isinstance(default, float):
@@ -108,7 +122,7 @@ def evaluate(
     model: ModelLike,
     items: TableLike,
     interactions: TableLike,
-    baselines: Sequence[str] = BASELINE_NAMES,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
     output_dir: str | Path | None = None,
     config: EvaluationConfig | None = None,
     encoder: TextEncoder | None = None,
@@ -126,7 +140,9 @@ def evaluate(
     - a :class:`Config`: trained here on the train part;
     - ``None``: baselines only.
 
-    ``baselines``: any of ``popularity``, ``id_only``, ``tfidf``, ``zero_shot``.
+    ``baselines``: any of ``popularity``, ``id_only``, ``tfidf``, ``zero_shot``, ``ease``,
+    ``item_knn``, ``sasrec`` (the last three choose their hyper-parameters on each user's last
+    train event, then fit on the whole train part; what they chose is in ``report.protocol``).
     ``encoder``: the pretrained encoder of ``zero_shot`` and of the item-text embeddings ILD is
     measured on (default: the model's ``encoder.preset``, else the bundled MiniLM).
     ``output_dir``: writes ``report.json``, ``ranks.csv`` and PNG charts there.
@@ -165,8 +181,8 @@ def evaluate(
     recommender, model_source = _resolve_model(model, items_df, train, encoder, verbose)
     # Built first: a model that cannot score the catalog fails before any baseline work.
     model_scorer = recommender_scorer(recommender, item_ids) if recommender is not None else None
-    data_config = recommender.config.data if recommender is not None else DataConfig()
-    held_out = HeldOutSet.build(UserTextBuilder.from_config(items_df, data_config), item_ids, train, test)
+    builder = recommender.builder if recommender is not None else UserTextBuilder.from_config(items_df, DataConfig())
+    held_out = HeldOutSet.build(builder, item_ids, train, test)
     item_embeddings, embed_users, preset = _pretrained_space(recommender, items_df, texts, encoder, verbose)
     categories = items_df["category"].astype(str).tolist()
 
@@ -178,7 +194,16 @@ def evaluate(
         "id_only": lambda: id_only_scorer(train, item_ids, config.id_only, verbose),
         "tfidf": lambda: TfIdfScorer(texts),
         "zero_shot": lambda: ZeroShotScorer(item_embeddings, embed_users),
+        "ease": lambda: _tuned("ease", ease_scorer(train, item_ids, config.ease, verbose)),
+        "item_knn": lambda: _tuned("item_knn", item_knn_scorer(train, item_ids, config.item_knn, verbose)),
+        "sasrec": lambda: _tuned("sasrec", sasrec_scorer(train, item_ids, config.sasrec, verbose)),
     }
+    chosen: dict[str, Any] = {}
+
+    def _tuned(name: str, fitted: tuple[ScoreFn, dict]) -> ScoreFn:
+        chosen[name] = fitted[1]
+        return fitted[0]
+
     builders.update({name: factories[name] for name in baselines})
     results = {}
     for step, (name, build) in enumerate(builders.items(), 1):
@@ -208,6 +233,7 @@ def evaluate(
         "ild_embeddings": f"pretrained pooled item-text embeddings ({preset})",
         "model": model_source,
         "config": config.to_dict(),
+        "tuned_on_validation": _jsonable(chosen),
     }
     report = EvaluationReport(protocol, held_out.queries[["user_id", "item_id", "cold_start"]], results)
     if verbose:
@@ -217,6 +243,13 @@ def evaluate(
         if verbose:
             print("wrote " + ", ".join(str(path) for path in written))
     return report
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with dict keys as strings (JSON objects need them)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
 
 
 def recommender_scorer(recommender: Retriever, item_ids: np.ndarray) -> ScoreFn:
@@ -231,7 +264,12 @@ def recommender_scorer(recommender: Retriever, item_ids: np.ndarray) -> ScoreFn:
             "with `tfrecs-llm add-items`"
         )
     item_embeddings = recommender.item_embeddings()[rows.astype(int)]
-    return lambda queries: recommender.query_embeddings(queries["user_text"].tolist()) @ item_embeddings.T
+
+    def score(queries: pd.DataFrame) -> np.ndarray:
+        histories = queries["history_item_ids"].tolist()
+        return recommender.query_embeddings(queries["user_text"].tolist(), history_item_ids=histories) @ item_embeddings.T
+
+    return score
 
 
 def _baseline_names(baselines: Sequence[str]) -> list[str]:

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import tf_keras
 
-from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.metrics import exclude_items, ranking_metrics, target_ranks
 from tfrecs_llm.metrics.diversity import catalog_coverage, category_entropy_at_k, intra_list_diversity
@@ -28,12 +27,12 @@ __all__ = [
     "evaluate_scores",
     "held_out_queries",
     "per_query_metrics",
-    "popularity_scorer",
     "rank_held_out",
 ]
 
-QUERY_COLUMNS = ("user_id", "user_text", "timestamp")
-"""What a scorer sees of a held-out event (never its item)."""
+QUERY_COLUMNS = ("user_id", "user_text", "timestamp", "history_item_ids")
+"""What a scorer sees of a held-out event (never its item): ``history_item_ids`` lists the
+user's train items in sequence order (time, then row order), oldest first."""
 
 ScoreFn = Callable[[pd.DataFrame], np.ndarray]
 """Maps a batch of queries (a DataFrame with the :data:`QUERY_COLUMNS`, ``[num_queries]`` rows)
@@ -61,6 +60,15 @@ def held_out_queries(
     seen = train.groupby("user_id")["item_id"].agg(list)
     excluded = [row_of.reindex(seen.get(user, [])).dropna().to_numpy(dtype=int) for user in test["user_id"]]
     return texts, excluded, targets.astype(int)
+
+
+def train_histories(train: pd.DataFrame, user_ids: pd.Series) -> list[list[str]]:
+    """Each user's train item ids in sequence order (time, then row order), oldest first."""
+    position = np.arange(len(train))
+    order = np.lexsort((position, train["timestamp"].to_numpy(dtype="datetime64[ns]")))
+    ordered = train.iloc[order]
+    lists = ordered.groupby("user_id", sort=False)["item_id"].agg(lambda ids: list(map(str, ids)))
+    return [lists.get(str(user), []) for user in user_ids]
 
 
 @dataclass
@@ -100,6 +108,7 @@ class HeldOutSet:
             }
         )
         queries["cold_start"] = ~queries["item_id"].isin(set(train["item_id"].astype(str)))
+        queries["history_item_ids"] = train_histories(train, queries["user_id"])
         return cls(queries, excluded, targets, len(catalog_ids))
 
     @property

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tfrecs_llm.data.pipeline import make_dataset
-from tfrecs_llm.evaluation.protocol import held_out_queries
+from tfrecs_llm.evaluation.protocol import held_out_queries, train_histories
 from tfrecs_llm.metrics import ranking_metrics
 from tfrecs_llm.metrics.diversity import category_entropy_at_k, intra_list_diversity
 from tfrecs_llm.models.ranking import RankingModel
@@ -35,7 +35,8 @@ def evaluate_ranking(
     texts, excluded, targets = held_out_queries(
         retriever.builder, retriever.catalog.row_index(), train, test
     )
-    query_embeddings = retriever.query_embeddings(texts)
+    histories = train_histories(train, test["user_id"])
+    query_embeddings = retriever.query_embeddings(texts, history_item_ids=histories)
     item_embeddings = retriever.item_embeddings()
     lists = retrieve_candidates(query_embeddings, item_embeddings, excluded, num_candidates)
     scores = lists["retrieval_score"]

@@ -7,11 +7,26 @@ import tensorflow as tf
 from tfrecs_llm.ranking.stage import RankingStage
 from tfrecs_llm.text.compiled import CompiledEncoder
 from tfrecs_llm.towers import ItemTower, QueryTower
+from tfrecs_llm.towers.sequence import SequenceQueryTower
 
 _TEXT = tf.TensorSpec([None], tf.string, name="user_text")
 _EXCLUDE = tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")
 _HISTORY = tf.TensorSpec([None, None], tf.string, name="history_item_ids")
 _DIVERSITY = tf.TensorSpec([None], tf.float32, name="diversity")
+
+
+def right_aligned_rows(rows: tf.Tensor, length: int) -> tf.Tensor:
+    """``rows: [batch, n]`` catalog rows, -1 for padding or unknown ids, oldest first ->
+    ``[batch, length]`` int32 of the last ``length`` valid ones as row + 1, right-aligned (0 pads),
+    as the sequential query tower was trained on."""
+    valid = rows >= 0
+    counts = tf.cumsum(tf.cast(valid, tf.int32), axis=1)
+    positions = length - 1 - (counts[:, -1:] - counts)  # the newest valid item goes last
+    keep = valid & (positions >= 0)
+    batch = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
+    indices = tf.stack([tf.boolean_mask(batch, keep), tf.boolean_mask(positions, keep)], axis=1)
+    values = tf.boolean_mask(tf.cast(rows, tf.int32) + 1, keep)
+    return tf.scatter_nd(indices, values, tf.stack([tf.shape(rows)[0], length]))
 
 
 class RecommendModule(tf.Module):
@@ -23,8 +38,10 @@ class RecommendModule(tf.Module):
       ``recommend_with_exclusions(user_text, exclude_item_ids [batch, n])`` -> the same, never
         returning an excluded id.
       ``recommend(user_text, exclude_item_ids [batch, n], history_item_ids [batch, h],
-        diversity [batch])`` -> the same; the history grounds "Because you liked X" reasons and
-        ``diversity`` in [0, 1] re-ranks with MMR (0 = relevance order).
+        diversity [batch])`` -> the same; the history (oldest first) grounds "Because you liked
+        X" reasons, and a sequential query tower reads it (its last ``history_length`` known
+        items); ``diversity`` in [0, 1] re-ranks with MMR (0 = relevance order). The other
+        signatures of a sequential model see no history.
       ``embed_query(user_text)`` -> ``embeddings [batch, embedding_dim]``.
       ``recommend_from_embedding(query_embedding [batch, embedding_dim], user_text,
         exclude_item_ids, history_item_ids, diversity)`` -> as ``recommend``, for a query
@@ -64,11 +81,19 @@ class RecommendModule(tf.Module):
             return self.compiled_encoder(texts)
         return self.query_tower.encoder(texts, training=False)
 
-    def _embed(self, user_text: tf.Tensor) -> tf.Tensor:
-        return self.query_tower.project(self._encode(user_text))
+    def _embed(self, user_text: tf.Tensor, history: tf.Tensor | None = None) -> tf.Tensor:
+        if not isinstance(self.query_tower, SequenceQueryTower):
+            return self.query_tower.project(self._encode(user_text))
+        if history is None:
+            history = tf.fill([tf.shape(user_text)[0], 0], "")
+        rows = right_aligned_rows(self.stage.row_of.lookup(history), self.query_tower.history_length)
+        table = tf.concat([tf.zeros([1, self.stage.embedding_dim]), self.stage.item_table()], 0)
+        features = {"history_embeddings": tf.gather(table, rows), "history_padding": rows > 0,
+                    "user_text_embedding": self._encode(user_text)}
+        return self.query_tower(features, training=False)
 
     def _recommend(self, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
-        return self._rank(self._embed(user_text), user_text, exclude, history, diversity)
+        return self._rank(self._embed(user_text, history), user_text, exclude, history, diversity)
 
     def _rank(self, query_embedding, user_text, exclude, history, diversity) -> dict[str, tf.Tensor]:
         outputs = self.stage.recommend(query_embedding, exclude, self.k, diversity)
@@ -115,7 +140,7 @@ class RecommendModule(tf.Module):
             "recommend": self.serve_full.get_concrete_function(),
             "embed_query": self.embed_query.get_concrete_function(),
             "recommend_from_embedding": self.serve_from_embedding.get_concrete_function(
-                tf.TensorSpec([None, self.query_tower.embedding_dim], tf.float32, name="query_embedding"),
+                tf.TensorSpec([None, self.stage.embedding_dim], tf.float32, name="query_embedding"),
                 _TEXT, _EXCLUDE, _HISTORY, _DIVERSITY,
             ),
         }

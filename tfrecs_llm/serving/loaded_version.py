@@ -45,9 +45,11 @@ class LoadedVersion:
         # The loaded object owns the variables the signature functions capture: keep it.
         self._saved_model = tf.saved_model.load(str(path))
         self._signatures = dict(self._saved_model.signatures)
+        # A sequential query tower reads the history too: a text-keyed cache would be wrong.
+        sequential = self.model_card.get("config", {}).get("model", {}).get("query_history") == "sequence"
         self.query_cache = (
             CachedQueries(self._signatures, query_cache_size)
-            if query_cache_size and CachedQueries.supports(self._signatures)
+            if query_cache_size and not sequential and CachedQueries.supports(self._signatures)
             else None
         )
         items_csv = path / "assets.extra" / "items.csv"

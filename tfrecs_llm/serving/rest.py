@@ -25,7 +25,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tfrecs_llm.data.events import NEGATIVE_EVENT_TYPES, parse_events
 from tfrecs_llm.serving.event_log import EventLog
 from tfrecs_llm.serving.errors import InvalidRequest, ServingError
-from tfrecs_llm.serving.limits import EXCLUDE_INPUT, TEXT_INPUT, RequestLimits
+from tfrecs_llm.serving.limits import EXCLUDE_INPUT, HISTORY_INPUT, TEXT_INPUT, RequestLimits
 from tfrecs_llm.serving.loaded_version import DEFAULT_SIGNATURE, LoadedVersion
 from tfrecs_llm.serving.model_manager import ModelManager
 from tfrecs_llm.serving.openapi import openapi_document
@@ -163,18 +163,29 @@ def _recommend_user(
     text = builder.build(free_text, [e.item_id for e in events if e.type not in NEGATIVE_EVENT_TYPES])
     truncated, text = int(len(text) > limits.max_text_chars), text[: limits.max_text_chars]
     seen = list(dict.fromkeys(e.item_id for e in reversed(events)))[: limits.max_exclusions] if exclude_seen else []
-    inputs = {TEXT_INPUT: np.array([text], dtype=object)}
-    if seen:
-        inputs[EXCLUDE_INPUT] = np.empty((1, len(seen)), dtype=object)
-        inputs[EXCLUDE_INPUT][0, :] = seen
-    outputs = model.run("recommend_with_exclusions" if seen else DEFAULT_SIGNATURE, inputs)
+    liked = [e.item_id for e in events if e.type not in NEGATIVE_EVENT_TYPES][-limits.max_history :]
+    inputs = {TEXT_INPUT: np.array([text], dtype=object),
+              EXCLUDE_INPUT: _one_row(seen), HISTORY_INPUT: _one_row(liked),
+              "diversity": np.zeros(1, np.float32)}
+    # `recommend` takes the history: a sequential query tower reads it, and reasons cite it.
+    outputs = model.run("recommend", inputs)
+    reasons = json_values("reasons", outputs["reasons"][0]) if "reasons" in outputs else [""] * len(outputs["scores"][0])
     recommendations = [
-        {"item_id": item, "title": builder.item_titles.get(item, ""), "score": decimal(float(score), np.float32)}
-        for item, score in zip(json_values("item_ids", outputs["item_ids"][0]), outputs["scores"][0].tolist())
+        {"item_id": item, "title": builder.item_titles.get(item, ""), "score": decimal(float(score), np.float32),
+         "reason": reason}
+        for item, score, reason in zip(
+            json_values("item_ids", outputs["item_ids"][0]), outputs["scores"][0].tolist(), reasons
+        )
         if score != -math.inf  # excluded fillers when too few items remain
     ]
     payload = {"user_id": user_id, "model_version": str(model.version), "user_text": text}
     return {**payload, "recommendations": recommendations}, truncated
+
+
+def _one_row(values: list[str]) -> np.ndarray:
+    row = np.empty((1, len(values)), dtype=object)
+    row[0, :] = values
+    return row
 
 
 def _event_log_and_model(event_log: EventLog | None, manager: ModelManager) -> tuple[EventLog, LoadedVersion]:

@@ -8,6 +8,7 @@ Layout of a model directory (``Recommender.save``, ``tfrecs-llm train --output``
     item_text_embeddings.npy pretrained description embeddings [num_items, hidden_dim] (if cached)
     id_vocabulary.txt        ids the item-id embedding was trained on
     query_sample.json        training user texts ScaNN tunes on
+    history_sample.json      their recent items (sequential query tower only)
     weights/model.*          the towers' weights, BERT included (no optimizer state)
     ranker_tables.npz, ranker/scorer.*   the ranking head, if trained
 """
@@ -37,6 +38,7 @@ from tfrecs_llm.text.finetune import apply_finetune_mode
 from tfrecs_llm.text.presets import load_encoder
 from tfrecs_llm.training.ranker import has_ranker, restore_ranker, save_ranker
 from tfrecs_llm.training.retrieval import build_model
+from tfrecs_llm.training.sequential import build_sequential_model
 
 MANIFEST = "manifest.json"
 FORMAT = "tfrecs_llm.Recommender"
@@ -85,6 +87,8 @@ def save_model_dir(
             np.save(staging / "item_text_embeddings.npy", catalog.text_embeddings)
         (staging / "id_vocabulary.txt").write_text("\n".join(catalog.id_vocabulary) + "\n")
         (staging / "query_sample.json").write_text(json.dumps(retriever.query_sample))
+        if retriever.history_sample:
+            (staging / "history_sample.json").write_text(json.dumps(retriever.history_sample))
         _weights_checkpoint(retriever.model).write(str(staging / "weights" / "model"))
         if ranker is not None:
             save_ranker(staging, *ranker)
@@ -119,18 +123,31 @@ def load_model_dir(
     if embeddings_file.is_file():
         catalog.text_embeddings = np.load(embeddings_file)
     catalog.id_vocabulary = np.array((path / "id_vocabulary.txt").read_text().splitlines(), dtype=str)
-    model = build_model(config, encoder, catalog)
-    model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
-    model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
+    if config.model.query_history == "sequence":
+        model = build_sequential_model(config, encoder, catalog, np.zeros((1, encoder.hidden_dim), np.float32))
+        model.compute_loss(_one_window(config.model.history_length))  # creates every variable
+    else:
+        model = build_model(config, encoder, catalog)
+        model.item_tower(make_dataset(catalog.features(np.arange(1)), 1, shuffle=False).get_single_element())
+        model.query_tower({"user_text_embedding": tf.zeros([1, encoder.hidden_dim])})
     _weights_checkpoint(model).read(str(path / "weights" / "model")).assert_existing_objects_matched()
     query_sample = []
     if (path / "query_sample.json").is_file():  # models saved by earlier versions have none
         query_sample = json.loads((path / "query_sample.json").read_text())
-    retriever = Retriever(config, encoder, catalog, model, query_sample=query_sample)
+    history_sample = []
+    if (path / "history_sample.json").is_file():
+        history_sample = json.loads((path / "history_sample.json").read_text())
+    retriever = Retriever(config, encoder, catalog, model, query_sample=query_sample, history_sample=history_sample)
     ranker = None
     if has_ranker(path):
         ranker = restore_ranker(path, retriever.item_embeddings(), config.ranking, config.train.temperature)
     return retriever, ranker
+
+
+def _one_window(length: int) -> dict[str, tf.Tensor]:
+    rows = tf.ones([1, length], tf.int32)
+    return {"history_rows": rows, "target_rows": rows, "text_index": tf.zeros([1, length], tf.int32),
+            "weights": tf.ones([1, length])}
 
 
 def _weights_checkpoint(model: TwoTowerModel) -> tf.train.Checkpoint:

@@ -38,7 +38,8 @@ def training_lists(
     )
     history = rows_before_each_event(train, row_of)
     positions = pd.Series(np.arange(len(train)), index=train.index)[recent.index].to_numpy()
-    query_embeddings = retriever.query_embeddings(texts.loc[recent.index].tolist())
+    histories = [list(retriever.catalog.item_ids[history[p]]) for p in positions]
+    query_embeddings = retriever.query_embeddings(texts.loc[recent.index].tolist(), history_item_ids=histories)
     lists = retrieve_candidates(
         query_embeddings,
         retriever.item_embeddings(),

@@ -20,16 +20,19 @@ import tf_keras
 from tfrecs_llm.config import Config
 from tfrecs_llm.data.catalog import Catalog
 from tfrecs_llm.data.pipeline import make_dataset
+from tfrecs_llm.data.sequences import recent_items
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.index import sample_texts
 from tfrecs_llm.models import TwoTowerModel
 from tfrecs_llm.models.retrieval import make_retrieval_task
 from tfrecs_llm.models.retriever import Retriever
+from tfrecs_llm.models.sequential import SequentialTwoTowerModel
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
 from tfrecs_llm.text.finetune import apply_finetune_mode
 from tfrecs_llm.text.preprocessing import tokenize_in_pipeline
 from tfrecs_llm.text.presets import load_encoder
 from tfrecs_llm.towers import ItemTower, QueryTower
+from tfrecs_llm.training.sequential import build_sequential_model, free_text_table, sequence_windows
 from tfrecs_llm.training.distribute import (
     check_created_in_scope,
     check_workers_agree,
@@ -73,6 +76,8 @@ def train_two_tower(
     # An id without training events would keep its random initial embedding: such items
     # use the OOV bucket, which item-id dropout trains to stand for "known by text alone".
     catalog.id_vocabulary = catalog.item_ids[np.isin(catalog.item_ids, interactions["item_id"].astype(str))]
+    if config.model.query_history == "sequence":
+        return _train_sequential(interactions, catalog, encoder, config, checkpoint_dir, strategy, verbose)
     builder = UserTextBuilder.from_config(catalog.items, config.data)
     examples = training_examples(interactions, builder, config)
     features = example_features(examples, catalog, encoder, config, verbose)
@@ -92,6 +97,42 @@ def train_two_tower(
         pooled = dict(zip(examples["user_text"], features["user_text_embedding"]))
     query_sample = sample_texts(examples["user_text"], config.index.scann_tuning_queries, config.train.seed)
     return Retriever(config, encoder, catalog, model, query_sample=query_sample, pooled_cache=pooled)
+
+
+def _train_sequential(
+    interactions: pd.DataFrame,
+    catalog: Catalog,
+    encoder: TextEncoder,
+    config: Config,
+    checkpoint_dir: str | Path | None,
+    strategy: tf.distribute.Strategy,
+    verbose: bool,
+) -> Retriever:
+    windows = sequence_windows(interactions, catalog, config)
+    pooled: dict[str, np.ndarray] = {}
+    table = free_text_table(encoder, windows.texts, pooled, verbose)
+    if verbose:
+        print(f"training on {int(windows.weights.sum())} next-item predictions in {len(windows.inputs)} "
+              f"windows of {config.model.history_length}")
+    dataset = make_dataset(windows.features(), config.train.batch_size, seed=config.train.seed,
+                           shuffle_buffer=config.train.shuffle_buffer)
+    with strategy.scope():
+        model = build_sequential_model(config, encoder, catalog, table)
+        fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
+    texts, histories = query_sample(interactions, config)
+    return Retriever(config, encoder, catalog, model, query_sample=texts, pooled_cache=pooled,
+                     history_sample=histories)
+
+
+def query_sample(interactions: pd.DataFrame, config: Config) -> tuple[list[str], list[list[str]]]:
+    """A seeded sample of users as queries look at serving time: each user's last free text
+    and recent items (what ScaNN tunes its search on)."""
+    users = sample_texts(interactions["user_id"].astype(str).unique().tolist(),
+                         config.index.scann_tuning_queries, config.train.seed)
+    histories = recent_items(interactions, users, config.model.history_length)
+    free = (interactions.groupby("user_id")["user_text"].last().fillna("").astype(str)
+            if "user_text" in interactions else pd.Series(dtype=object))
+    return [str(free.get(user, "")) for user in users], histories
 
 
 def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:
@@ -204,8 +245,11 @@ def fit(
     # Create every variable first (in the strategy's scope, not inside a replica), so that
     # restoring is immediate rather than deferred.
     batch = next(iter(train))
-    model.query_tower(batch)
-    model.item_tower(batch)
+    if isinstance(model, SequentialTwoTowerModel):
+        model.compute_loss(batch)
+    else:
+        model.query_tower(batch)
+        model.item_tower(batch)
     if checkpoint_dir is not None:
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)

@@ -26,6 +26,7 @@ from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
 from tfrecs_llm.text.presets import load_encoder
 from tfrecs_llm.training.retrieval import example_features, fit, training_examples
+from tfrecs_llm.training.sequential import free_text_table, sequence_windows
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +121,20 @@ def fine_tune(
             config.train, epochs=_completed_epochs(checkpoint_dir) + epochs, max_events_per_user=0
         ),
     )
-    examples = training_examples(combined, retriever.builder, config)[is_new]
-    features = example_features(examples, retriever.catalog, retriever.encoder, config, verbose)
+    if retriever.sequential:
+        windows = sequence_windows(combined, retriever.catalog, config, trained=is_new)
+        retriever.model.set_text_table(free_text_table(retriever.encoder, windows.texts, retriever.pooled_cache, verbose))
+        features, trained = windows.features(), int(windows.weights.sum())
+    else:
+        examples = training_examples(combined, retriever.builder, config)[is_new]
+        features, trained = example_features(examples, retriever.catalog, retriever.encoder, config, verbose), len(examples)
     dataset = make_dataset(
         features, config.train.batch_size, seed=config.train.seed, shuffle_buffer=config.train.shuffle_buffer
     )
     fit(retriever.model, dataset, config, checkpoint_dir=checkpoint_dir, verbose=verbose)
-    logger.info("fine-tuned on %d new events for %d epoch(s)", len(examples), epochs)
-    return len(examples)
+    retriever.forget_item_embeddings()
+    logger.info("fine-tuned on %d new events for %d epoch(s)", trained, epochs)
+    return trained
 
 
 def _history_with_new(history: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
