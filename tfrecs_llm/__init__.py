@@ -49,6 +49,8 @@ _LAZY = {
     "evaluate": "tfrecs_llm.evaluation.compare",
     "EvaluationConfig": "tfrecs_llm.evaluation.compare",
     "EvaluationReport": "tfrecs_llm.evaluation.report",
+    "load_export": "tfrecs_llm.export.loaded",
+    "LoadedExport": "tfrecs_llm.export.loaded",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

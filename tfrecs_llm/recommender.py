@@ -20,10 +20,10 @@ from tfrecs_llm.config import Config, RankingConfig
 from tfrecs_llm.data.catalog import Catalog
 from tfrecs_llm.data.events import positive_events
 from tfrecs_llm.data.schema import load_interactions, load_items, validate_interactions, validate_items
-from tfrecs_llm.evaluation.baselines.popularity import popularity_scorer
-from tfrecs_llm.evaluation.protocol import evaluate_scores
+from tfrecs_llm.data.user_requests import padded_lists, recommendations_frame, user_requests
+from tfrecs_llm.evaluation.quick import model_and_popularity
 from tfrecs_llm.evaluation.ranking import evaluate_ranking
-from tfrecs_llm.export import export_tf_serving
+from tfrecs_llm.export.tf_serving import export_tf_serving
 from tfrecs_llm.index import IndexChoice, build_index
 from tfrecs_llm.models.ranking import RankingModel
 from tfrecs_llm.models.retrieval import TwoTowerModel
@@ -31,7 +31,7 @@ from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.ranking.stage import RankingStage, build_stage
 from tfrecs_llm.ranking.topics import ItemTables
 from tfrecs_llm.text.encoder import TextEncoder
-from tfrecs_llm.training.persistence import load_model_dir, save_model_dir
+from tfrecs_llm.training.persistence import load_model_dir, read_state, save_model_dir
 from tfrecs_llm.training.ranker import train_ranker
 from tfrecs_llm.training.retrieval import train_two_tower
 from tfrecs_llm.training.updates import extend_catalog, fine_tune
@@ -88,9 +88,12 @@ class Recommender(Retriever):
         pooled_cache: Mapping[str, np.ndarray] | None = None,
         ranker: tuple[RankingModel, ItemTables] | None = None,
         history_sample: Sequence[Sequence[str]] = (),
+        training_history: Mapping[str, list[float]] | None = None,
     ) -> None:
-        super().__init__(config, encoder, catalog, model, query_sample, pooled_cache, history_sample)
+        super().__init__(config, encoder, catalog, model, query_sample, pooled_cache, history_sample, training_history)
         self.ranker, self.ranker_tables = ranker if ranker is not None else (None, None)
+        self.last_event_id = 0
+        """The last feedback event ``update`` trained on (saved with the model)."""
         self._index: tuple[tf.keras.layers.Layer, IndexChoice] | None = None
         self._stage: RankingStage | None = None
 
@@ -101,6 +104,7 @@ class Recommender(Retriever):
         return cls(
             retriever.config, retriever.encoder, retriever.catalog, retriever.model,
             retriever.query_sample, retriever.pooled_cache, ranker, retriever.history_sample,
+            retriever.training_history,
         )
 
     @classmethod
@@ -145,7 +149,9 @@ class Recommender(Retriever):
         Raises:
             FileNotFoundError: ``path`` is not a saved model (it has no manifest.json).
         """
-        return cls._from_retriever(*load_model_dir(path, encoder))
+        recommender = cls._from_retriever(*load_model_dir(path, encoder))
+        recommender.last_event_id = int(read_state(path).get("last_event_id", 0))
+        return recommender
 
     def save(self, path: str | Path) -> Path:
         """Writes config, catalog, cached item-text embeddings and weights to a directory.
@@ -153,7 +159,7 @@ class Recommender(Retriever):
         The directory is written aside and renamed into place, so a crash never leaves a
         half-written model behind. Returns ``path``.
         """
-        return save_model_dir(path, self, self._ranker_parts())
+        return save_model_dir(path, self, self._ranker_parts(), {"last_event_id": self.last_event_id})
 
     def _ranker_parts(self) -> tuple[RankingModel, ItemTables] | None:
         return None if self.ranker is None else (self.ranker, self.ranker_tables)
@@ -205,7 +211,7 @@ class Recommender(Retriever):
         Returns:
             Per user text, ``k`` ``(item_id, score)`` pairs, best first.
         """
-        exclude = _padded(user_texts, exclude_item_ids, "exclude_item_ids")
+        exclude = padded_lists(user_texts, exclude_item_ids, "exclude_item_ids")
         available = len(self.catalog.item_ids) - exclude.shape[1]
         if not 1 <= k <= available:
             raise ValueError(f"k must be between 1 and {available} (catalog size minus exclusions), got {k}")
@@ -219,6 +225,29 @@ class Recommender(Retriever):
             [(i.decode(), float(s)) for i, s in zip(row_ids, row_scores)]
             for row_ids, row_scores in zip(outputs["item_ids"].numpy(), outputs["scores"].numpy())
         ]
+
+    def recommend_for_users(
+        self,
+        user_ids: Sequence[str],
+        events: pd.DataFrame,
+        k: int = 10,
+        free_texts: Sequence[str] | None = None,
+        as_frame: bool = False,
+    ) -> Recommendations | pd.DataFrame:
+        """What the server's ``/v1/users/{id}:recommend`` does, in process: each user's text and
+        history as of now from ``events`` (built as in training), never an item they already
+        have, and grounded reasons.
+
+        Returns ``recommend``'s lists, or with ``as_frame`` a DataFrame of ``user_id, rank,
+        item_id, title, score, reason`` (ranks from 1).
+        """
+        events = validate_interactions(events, self.catalog.items)
+        request = user_requests(events, user_ids, self.builder, self.config.model.history_length, free_texts)
+        recommendations = self.recommend(request.texts, k, request.exclusions, history_item_ids=request.histories)
+        if not as_frame:
+            return recommendations
+        reasons = self.explain(request.texts, recommendations, history_item_ids=request.histories)
+        return recommendations_frame(request.user_ids, recommendations, reasons, self.catalog)
 
     def explain(
         self,
@@ -237,7 +266,7 @@ class Recommender(Retriever):
         Returns:
             ``[batch][k]`` reasons, aligned with ``recommendations``.
         """
-        history = _padded(user_texts, history_item_ids, "history_item_ids")
+        history = padded_lists(user_texts, history_item_ids, "history_item_ids")
         row_of = self.catalog.row_index()
         rows = tf.constant([[row_of[i] for i, _ in recs] for recs in recommendations], tf.int32)
         reasons = self.stage.reasons(rows, tf.constant(history), tf.constant(list(user_texts)))
@@ -289,17 +318,7 @@ class Recommender(Retriever):
         """
         train = validate_interactions(train, self.catalog.items)
         test = validate_interactions(test, self.catalog.items)
-        item_embeddings = self.item_embeddings()
-        ids = self.catalog.item_ids
-
-        def model_scores(queries: pd.DataFrame) -> np.ndarray:
-            histories = queries["history_item_ids"].tolist()
-            return self.query_embeddings(queries["user_text"].tolist(), history_item_ids=histories) @ item_embeddings.T
-
-        return {
-            "model": evaluate_scores(model_scores, ids, train, test, self.builder, ks),
-            "popularity": evaluate_scores(popularity_scorer(train, ids), ids, train, test, self.builder, ks),
-        }
+        return model_and_popularity(self, train, test, ks)
 
     def add_items(
         self, new_items: TableLike, item_encoder: TextEncoder | None = None, verbose: bool = False
@@ -378,16 +397,3 @@ class Recommender(Retriever):
         """
         scorer = self.ranker.scorer if self.ranker is not None else None
         return export_tf_serving(self, base_path, model_name, version, index_kind, k, ranker=scorer)
-
-
-def _padded(user_texts: Sequence[str], lists: Sequence[Sequence[str]] | None, name: str) -> np.ndarray:
-    """``[len(user_texts), longest list]`` bytes, ``b""`` padding; checks ``lists`` matches."""
-    if isinstance(user_texts, str):
-        raise TypeError("user_texts must be a list of strings, got a single string")
-    if lists is not None and len(lists) != len(user_texts):
-        raise ValueError(f"{name} has {len(lists)} lists for {len(user_texts)} user texts")
-    lists = lists or [[] for _ in user_texts]
-    padded = np.full((len(user_texts), max((len(e) for e in lists), default=0)), "", dtype=object)
-    for row, values in enumerate(lists):
-        padded[row, : len(values)] = [str(v) for v in values]
-    return padded.astype(bytes)

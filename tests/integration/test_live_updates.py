@@ -95,13 +95,15 @@ def test_feedback_update_and_new_items_reach_a_running_server(deployment) -> Non
             assert after["user_text"] and after["recommendations"] != before["recommendations"]
 
             printed = _run_cli(*update)
-            assert f"last event id: {last_id}" in printed and "fine-tuned on 3 events" in printed
+            assert f"last event id: {last_id}" in printed and "fine-tuned on 3 new events" in printed
             assert _wait_until_served(http, 2) == {"1": "END", "2": "AVAILABLE"}
             answer = http.post("/v1/users/carol:recommend")
             assert answer.headers[VERSION_HEADER] == "2" and answer.json()["model_version"] == "2"
 
-            assert "nothing to do" in _run_cli(*update, "--since-event-id", str(last_id))
-            assert versions(base / "tiny") == [1, 2]
+            # The model remembers what it folded in: the same command again has nothing new.
+            again = _run_cli(*update)
+            assert f"no new events in {deployment / 'events.sqlite'} after event id {last_id}" in again
+            assert "nothing to do" in again and versions(base / "tiny") == [1, 2]
 
             new_like = {"user_id": "dave", "item_id": "space-new", "type": "like"}
             assert http.post("/v1/feedback", json=new_like).status_code == 400  # not in version 2's catalog

@@ -57,8 +57,8 @@ def serving(model_base_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """``tfrecs-llm serve`` in its own process; yields it and its URL once version 1 is served."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tfrecs_llm", "serve", "--model_base_path", str(model_base_path),
-         "--rest_api_port", str(port), "--file_system_poll_wait_seconds", "0.2"],
+        [sys.executable, "-m", "tfrecs_llm", "serve", "--model-base-path", str(model_base_path),
+         "--rest-api-port", str(port), "--file-system-poll-wait-seconds", "0.2"],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"

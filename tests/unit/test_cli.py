@@ -80,3 +80,19 @@ sys.exit(main(["serve", "--model_base_path", sys.argv[1]]))
     assert result.returncode == 2, result.stderr
     assert "serve needs the 'serving' extra (fastapi, uvicorn, httpx not installed)" in result.stderr
     assert "pip install 'tfrecs_llm[serving]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_takes_one_flag_style_and_tf_servings_spellings() -> None:
+    parser = build_parser()
+    ours = parser.parse_args(["serve", "--model-base-path", "m", "--rest-api-port", "9", "--keep-versions", "2",
+                              "--events-db", "e.sqlite", "--max-exclusions", "50", "--query-cache-size", "0"])
+    theirs = parser.parse_args(["serve", "--model_base_path", "m", "--rest_api_port", "9", "--keep_versions", "2",
+                                "--events-db", "e.sqlite", "--max-exclusions", "50", "--query-cache-size", "0"])
+    assert vars(ours) == vars(theirs)
+    assert (ours.model_base_path, ours.rest_api_port, ours.max_exclusions, ours.events_db) == ("m", 9, 50, "e.sqlite")
+    flags = [o for sub in parser._subparsers._group_actions[0].choices.values() for a in sub._actions
+             for o in a.option_strings if o.startswith("--")]
+    # Every flag has the dashed spelling; underscores only as TF Serving's aliases.
+    assert all("_" not in flag for flag in flags if flag not in
+               {"--model_base_path", "--model_name", "--rest_api_port", "--file_system_poll_wait_seconds",
+                "--keep_versions"})

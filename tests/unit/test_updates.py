@@ -186,7 +186,7 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 def test_cli_options_all_have_help() -> None:
     args = _parse("update", "--model", "m", "--events-db", "e", "--interactions", "i", "--name", "n")
-    assert (args.epochs, args.since_event_id, args.base_path, args.run) == (1, 0, "saved_models", run_update)
+    assert (args.epochs, args.since_event_id, args.base_path, args.run) == (1, None, "saved_models", run_update)
     assert _parse("add-items", "new.csv", "--model", "m", "--name", "n").run is run_add_items
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())

@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command; returns its exit status (2 for an error in what the user gave)."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    # TensorFlow's C++ logs (a CUDA probe failing on a CPU machine, graph-optimizer notes) read
+    # like failures; they stay on when the user sets the level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return args.run(args)
     except USER_ERRORS as error:

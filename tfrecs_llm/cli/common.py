@@ -34,3 +34,12 @@ def model_config(args: argparse.Namespace) -> Any:
     if getattr(args, "strategy", None) is not None:
         overrides["train.strategy"] = args.strategy
     return config.with_overrides(overrides) if overrides else config.validate()
+
+
+def announce_device() -> None:
+    """Says once which device TensorFlow computes on."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"device: {len(gpus)} GPU(s) ({', '.join(g.name for g in gpus)})" if gpus
+          else "device: CPU (TensorFlow sees no GPU)", flush=True)

@@ -6,22 +6,41 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from tfrecs_llm.serving.limits import RequestLimits
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Registers ``serve`` on the ``tfrecs-llm`` subcommand parsers."""
+    """Registers ``serve`` on the ``tfrecs-llm`` subcommand parsers (TF Serving's spellings of
+    its flags, ``--model_base_path`` etc., are accepted too)."""
     serve = commands.add_parser(
         "serve", help="serve exports locally with TF Serving's REST/gRPC API, feedback and live version updates"
     )
-    serve.add_argument("--model_base_path", required=True,
+    serve.add_argument("--model-base-path", "--model_base_path", dest="model_base_path", required=True,
                        help="folder holding the integer version folders, e.g. saved_models/demo (as in TF Serving)")
-    serve.add_argument("--model_name", help="name in request URLs (default: the folder's name)")
+    serve.add_argument("--model-name", "--model_name", dest="model_name",
+                       help="name in request URLs (default: the folder's name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no authentication)")
-    serve.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default 8501, as TF Serving)")
+    serve.add_argument("--rest-api-port", "--rest_api_port", dest="rest_api_port", type=int, default=8501,
+                       help="REST port (default 8501, as TF Serving)")
     serve.add_argument("--port", type=int, help="gRPC PredictionService port (TF Serving uses 8500); off by default")
-    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=2.0,
+    serve.add_argument("--file-system-poll-wait-seconds", "--file_system_poll_wait_seconds",
+                       dest="file_system_poll_wait_seconds", type=float, default=2.0,
                        help="how often to look for new versions (default 2)")
-    serve.add_argument("--keep_versions", type=int,
+    serve.add_argument("--keep-versions", "--keep_versions", dest="keep_versions", type=int,
                        help="delete all but the newest N version folders once not served (default: keep all)")
+    serve.add_argument("--events-db", help="the feedback log, SQLite (default MODEL_BASE_PATH/events.sqlite)")
+    serve.add_argument("--query-cache-size", type=int, default=1024,
+                       help="query embeddings of this many recent distinct user texts are kept (default 1024; 0: off)")
+    defaults = RequestLimits()
+    for name, meaning in (
+        ("max_body_bytes", "largest request body / gRPC message, bytes"),
+        ("max_batch_size", "user texts (or feedback events) per request"),
+        ("max_text_chars", "characters kept of each user text"),
+        ("max_exclusions", "items per exclude_item_ids row"),
+        ("max_history", "items per history_item_ids row"),
+    ):
+        serve.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name),
+                           help=f"{meaning} (default {getattr(defaults, name)})")
     serve.set_defaults(run=run)
 
 
@@ -37,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     base = Path(args.model_base_path)
     if not base.is_dir():
-        raise FileNotFoundError(f"--model_base_path {base} is not a directory; expected e.g. saved_models/demo")
+        raise FileNotFoundError(f"--model-base-path {base} is not a directory; expected e.g. saved_models/demo")
+    limits = RequestLimits(
+        max_body_bytes=args.max_body_bytes, max_batch_size=args.max_batch_size, max_text_chars=args.max_text_chars,
+        max_exclusions=args.max_exclusions, max_history=args.max_history,
+    )
+    if args.query_cache_size < 0:
+        raise ValueError(f"--query-cache-size must be >= 0, got {args.query_cache_size}")
     serve(
         base,
         args.model_name or base.name,
@@ -46,5 +71,8 @@ def run(args: argparse.Namespace) -> int:
         grpc_port=args.port,
         poll_seconds=args.file_system_poll_wait_seconds,
         keep_versions=args.keep_versions,
+        event_log_path=args.events_db,
+        limits=limits,
+        query_cache_size=args.query_cache_size,
     )
     return 0

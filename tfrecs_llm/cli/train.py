@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tfrecs_llm.cli.common import model_config, parse_override
+from tfrecs_llm.cli.common import announce_device, model_config, parse_override
 from tfrecs_llm.config import DISTRIBUTION_STRATEGIES
 
 
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from tfrecs_llm.training.distribute import is_chief, make_strategy
 
     config = model_config(args)
+    make_strategy(config.train.strategy)  # a multi-worker strategy must come before any other TF call
+    announce_device()
     if args.sample:
         from tfrecs_llm.data.sample import load_sample
 
@@ -86,5 +88,7 @@ def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
         "ranker": "ranker over the top 50",
     }
     for model, values in metrics.items():
+        if model == "training":
+            continue
         cells = "".join(f"{values[n]:>20.4f}" if n in values else f"{'-':>20}" for n in names)
         print(f"  {labels.get(model, model):<30}" + cells)

@@ -22,10 +22,11 @@ exports the next version under BASE_PATH/NAME/.
 
 UPDATE_DESCRIPTION = """\
 Fine-tunes a saved model on the feedback events a `tfrecs-llm serve` server logged (POST
-/v1/feedback) since --since-event-id, saves it (replacing --model, or to --output) and exports the
-next version under BASE_PATH/NAME/. User texts are built as in training from the base interactions
-plus every logged event; dislikes are neither trained on nor part of user texts. The last line
-printed is the last event id consumed: pass it as --since-event-id next time.
+/v1/feedback) that it has not trained on yet, saves it (replacing --model, or to --output) and
+exports the next version under BASE_PATH/NAME/. The model remembers the last event id it folded
+in, so running update again continues from there (and does nothing when nothing new was logged);
+--since-event-id overrides it. User texts are built as in training from the base interactions
+plus every logged event; dislikes are neither trained on nor part of user texts.
 """
 
 
@@ -51,9 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     update.add_argument("--events-db", required=True,
                         help="the server's feedback log (SQLite), by default MODEL_BASE_PATH/events.sqlite of "
                              "`tfrecs-llm serve`")
-    update.add_argument("--since-event-id", type=int, default=0,
-                        help="train only on events with a larger event id: the last id printed by the previous "
-                             "run (default 0: every logged event)")
+    update.add_argument("--since-event-id", type=int, default=None,
+                        help="train only on events with a larger event id (default: the last event id the model "
+                             "folded in, 0 for a model never updated)")
     update.add_argument("--interactions", required=True,
                         help="the interactions CSV/Parquet the model was trained on (user_id, item_id, timestamp); "
                              "with the logged events it gives each user's history for the user texts")
@@ -128,7 +129,7 @@ def run_update(args: argparse.Namespace) -> int:
     """``tfrecs-llm update``: returns the exit status; prints the last event id consumed last."""
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.since_event_id < 0:
+    if args.since_event_id is not None and args.since_event_id < 0:
         raise ValueError(f"--since-event-id must be >= 0, got {args.since_event_id}")
     events_db = Path(args.events_db)
     if not events_db.is_file():
@@ -144,10 +145,16 @@ def run_update(args: argparse.Namespace) -> int:
             logged = log.events_since(0)
     except sqlite3.DatabaseError as error:
         raise ValueError(f"--events-db {events_db} is not a feedback log (SQLite): {error}") from error
-    new = [event for event in logged if event.event_id > args.since_event_id]
+    from tfrecs_llm.training.persistence import is_model_dir, read_state
+
+    if args.since_event_id is None and not is_model_dir(args.model):
+        raise FileNotFoundError(f"--model {args.model} is not a saved tfrecs_llm model (no manifest.json)")
+    since = args.since_event_id if args.since_event_id is not None else int(read_state(args.model).get("last_event_id", 0))
+    new = [event for event in logged if event.event_id > since]
     if not new:
-        print(f"no events after event id {args.since_event_id} in {events_db}; nothing to do")
-        print(f"last event id: {args.since_event_id}")
+        print(f"no new events in {events_db} after event id {since} (what the model has folded in); "
+              "nothing to do, the model and its versions are unchanged")
+        print(f"last event id: {since}")
         return 0
     last_id = new[-1].event_id
 
@@ -164,14 +171,14 @@ def run_update(args: argparse.Namespace) -> int:
     events = events_to_interactions(logged)
     events.index = events["event_id"].to_numpy()
     events = validate_interactions(events, items, source=f"{events_db} (rows are event ids)")
-    fresh = positive_events(events[events["event_id"] > args.since_event_id])
+    fresh = positive_events(events[events["event_id"] > since])
     if fresh.empty:
-        print(f"the {len(new)} events after event id {args.since_event_id} are all negative (dislikes); "
-              "nothing to train on")
+        print(f"the {len(new)} events after event id {since} are all negative (dislikes); nothing to train on")
     else:
         history = pd.concat([base, events], ignore_index=True)
         recommender.update(fresh, history, args.epochs, args.checkpoint_dir, verbose=not args.quiet)
-        print(f"fine-tuned on {len(fresh)} events (event ids {new[0].event_id}..{last_id}) "
+        recommender.last_event_id = last_id
+        print(f"fine-tuned on {len(fresh)} new events (event ids {new[0].event_id}..{last_id}) "
               f"for {args.epochs} epoch(s)")
         _save_and_export(recommender, args)
     print(f"last event id: {last_id}")

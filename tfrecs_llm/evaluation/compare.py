@@ -181,8 +181,10 @@ def evaluate(
     recommender, model_source = _resolve_model(model, items_df, train, encoder, verbose)
     # Built first: a model that cannot score the catalog fails before any baseline work.
     model_scorer = recommender_scorer(recommender, item_ids) if recommender is not None else None
-    builder = recommender.builder if recommender is not None else UserTextBuilder.from_config(items_df, DataConfig())
-    held_out = HeldOutSet.build(builder, item_ids, train, test)
+    data_config = recommender.config.data if recommender is not None else DataConfig()
+    # The user text the text baselines read (free text and recent titles); a sequential model
+    # reads each event's free text and the history instead.
+    held_out = HeldOutSet.build(UserTextBuilder.from_config(items_df, data_config), item_ids, train, test)
     item_embeddings, embed_users, preset = _pretrained_space(recommender, items_df, texts, encoder, verbose)
     categories = items_df["category"].astype(str).tolist()
 
@@ -266,8 +268,9 @@ def recommender_scorer(recommender: Retriever, item_ids: np.ndarray) -> ScoreFn:
     item_embeddings = recommender.item_embeddings()[rows.astype(int)]
 
     def score(queries: pd.DataFrame) -> np.ndarray:
+        texts = queries["free_text" if recommender.sequential else "user_text"].tolist()
         histories = queries["history_item_ids"].tolist()
-        return recommender.query_embeddings(queries["user_text"].tolist(), history_item_ids=histories) @ item_embeddings.T
+        return recommender.query_embeddings(texts, history_item_ids=histories) @ item_embeddings.T
 
     return score
 

@@ -58,3 +58,22 @@ def bar_grid(
     figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=110)
     return path
+
+
+def line_chart(path: Path, series: dict[str, list[float]], title: str, xlabel: str = "epoch") -> Path | None:
+    """Writes ``path``: one line per entry of ``series`` (values at x = 1, 2, ...); returns it,
+    or None without matplotlib."""
+    if not have_matplotlib():
+        return None
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = figure.subplots()
+    for name, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    figure.savefig(path, dpi=110)
+    return path

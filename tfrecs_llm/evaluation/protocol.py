@@ -30,9 +30,10 @@ __all__ = [
     "rank_held_out",
 ]
 
-QUERY_COLUMNS = ("user_id", "user_text", "timestamp", "history_item_ids")
-"""What a scorer sees of a held-out event (never its item): ``history_item_ids`` lists the
-user's train items in sequence order (time, then row order), oldest first."""
+QUERY_COLUMNS = ("user_id", "user_text", "free_text", "timestamp", "history_item_ids")
+"""What a scorer sees of a held-out event (never its item): ``user_text`` as the builder makes
+it, ``free_text`` the event's own, and ``history_item_ids`` the user's train items in sequence
+order (time, then row order), oldest first."""
 
 ScoreFn = Callable[[pd.DataFrame], np.ndarray]
 """Maps a batch of queries (a DataFrame with the :data:`QUERY_COLUMNS`, ``[num_queries]`` rows)
@@ -109,6 +110,8 @@ class HeldOutSet:
         )
         queries["cold_start"] = ~queries["item_id"].isin(set(train["item_id"].astype(str)))
         queries["history_item_ids"] = train_histories(train, queries["user_id"])
+        free = test["user_text"].fillna("").astype(str).to_numpy() if "user_text" in test else [""] * len(test)
+        queries.insert(2, "free_text", free)
         return cls(queries, excluded, targets, len(catalog_ids))
 
     @property

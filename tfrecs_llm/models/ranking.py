@@ -43,11 +43,10 @@ class RankingModel(tfrs.Model):
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         scores = self.scorer(features)
         relevance = self.task(labels=features["labels"], predictions=scores)
+        topics = tf.gather(self.scorer.item_topics, features["candidate_rows"])
+        self.entropy_at_10.update_state(scores, topics)  # reported every epoch, whatever lambda_div
         if self.lambda_div == 0:
             return relevance
-        topics = tf.gather(self.scorer.item_topics, features["candidate_rows"])
-        if not training:
-            self.entropy_at_10.update_state(scores, topics)
         # Standardised per list: otherwise the loss falls by merely shrinking the score scale
         # (a flatter softmax), which leaves the order - and so the top k - unchanged.
         mean, variance = tf.nn.moments(scores, axes=[1], keepdims=True)

@@ -40,6 +40,8 @@ class Retriever:
             query embeddings, the distribution real queries come from.
         history_sample: for a sequential query tower, a seeded sample of users' recent item
             ids (oldest first) that go with ``query_sample`` (same length).
+        training_history: Keras's per-epoch logs of the training run (``{"loss": [...]}``),
+            empty for a loaded model.
         pooled_cache: user text -> pooled BERT output ``[hidden_dim]``, for a frozen encoder
             (its pooled embeddings are a pure function of the text).
     """
@@ -53,8 +55,10 @@ class Retriever:
         query_sample: Sequence[str] = (),
         pooled_cache: Mapping[str, np.ndarray] | None = None,
         history_sample: Sequence[Sequence[str]] = (),
+        training_history: Mapping[str, list[float]] | None = None,
     ) -> None:
         self.config = config
+        self.training_history = dict(training_history or {})
         self.encoder = encoder
         self.catalog = catalog
         self.model = model

@@ -25,9 +25,12 @@ class SequentialTwoTowerModel(tfrs.Model):
     catalog row + 1, 0 pads) and ``weights: [batch, length]`` (which positions train).
 
     ``catalog_features``: the item tower's inputs for every catalog row (constant tensors);
+    ``scored_rows``: the rows the softmax runs over, the items with training events: an item
+    nobody has interacted with yet is unknown, not a negative (scored as one at every step, its
+    text would be pushed away from every query and cold items could never be recommended);
     ``text_table: [num_texts, hidden_dim]`` pooled BERT output of the distinct free texts.
-    ``num_negatives``: 0 for a softmax over the whole catalog, else that many uniformly sampled
-    items (plus the batch's targets) per step.
+    ``num_negatives``: 0 for a softmax over all ``scored_rows``, else that many of them sampled
+    uniformly (plus the batch's targets) per step.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class SequentialTwoTowerModel(tfrs.Model):
         query_tower: SequenceQueryTower,
         item_tower: ItemTower,
         catalog_features: Mapping[str, np.ndarray],
+        scored_rows: np.ndarray,
         text_table: np.ndarray,
         temperature: float,
         num_negatives: int = 0,
@@ -43,22 +47,29 @@ class SequentialTwoTowerModel(tfrs.Model):
         super().__init__(**kwargs)
         self.query_tower = query_tower
         self.item_tower = item_tower
-        self.catalog_features = {name: tf.constant(values) for name, values in catalog_features.items()}
-        self.num_items = len(next(iter(catalog_features.values())))
+        self.set_catalog(catalog_features, scored_rows)
         self.text_table = tf.constant(np.asarray(text_table, np.float32))
         self.temperature = temperature
         self.num_negatives = num_negatives
+
+    def set_catalog(self, catalog_features: Mapping[str, np.ndarray], scored_rows: np.ndarray) -> None:
+        """The catalog rows refer to (``add_items`` extends it) and the rows the softmax scores."""
+        self.catalog_features = {name: tf.constant(values) for name, values in catalog_features.items()}
+        self.num_items = len(next(iter(catalog_features.values())))
+        self.scored_rows = tf.constant(np.asarray(scored_rows, np.int32))
 
     def set_text_table(self, text_table: np.ndarray) -> None:
         """The free texts ``text_index`` points into (``update`` brings new ones)."""
         self.text_table = tf.constant(np.asarray(text_table, np.float32))
 
     def _candidates(self, history: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        """``[num_candidates]`` rows the queries are scored against: the whole catalog, or the
-        batch's targets and history items plus uniformly sampled ones."""
+        """``[num_candidates]`` rows the queries are scored against: every scored row, or a
+        uniform sample of them, plus the batch's targets and history items."""
         if not self.num_negatives:
-            return tf.range(self.num_items)
-        sampled = tf.random.uniform([self.num_negatives], 0, self.num_items, tf.int32)
+            rows, _ = tf.unique(tf.concat([self.scored_rows, tf.reshape(targets, [-1]), tf.reshape(history, [-1])], 0))
+            return rows
+        picks = tf.random.uniform([self.num_negatives], 0, tf.size(self.scored_rows), tf.int32)
+        sampled = tf.gather(self.scored_rows, picks)
         rows, _ = tf.unique(tf.concat([tf.reshape(targets, [-1]), tf.reshape(history, [-1]), sampled], 0))
         return rows
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
-from tensorflow.core.protobuf import error_codes_pb2
-
 
 class ServingError(Exception):
     """An error carrying the TF status code name TF Serving would answer with (``code``)."""
@@ -27,12 +24,3 @@ class InvalidRequest(ServingError):
     """Inputs that do not match the signature (HTTP 400, gRPC INVALID_ARGUMENT)."""
 
     code = "INVALID_ARGUMENT"
-
-
-def status_code(error: BaseException) -> str:
-    """The TF status name of an error (or of the error it was raised from), else UNKNOWN."""
-    if isinstance(error, tf.errors.OpError):
-        return error_codes_pb2.Code.Name(error.error_code)
-    if isinstance(error, ServingError):
-        return error.code
-    return status_code(error.__cause__) if error.__cause__ is not None else "UNKNOWN"

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the TF Text ops of the tokenizer graph)
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -18,6 +17,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tfrecs_llm.config import DataConfig
 from tfrecs_llm.data.schema import require_columns
 from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.export.loaded import OPS_HINT, is_missing_op_error, register_ops
 from tfrecs_llm.serving.errors import InvalidRequest, ServingError
 from tfrecs_llm.serving.query_cache import TEXT_SIGNATURES, CachedQueries
 
@@ -40,10 +40,14 @@ class LoadedVersion:
         self.signature_defs = _read_signature_defs(path)
         card_path = path / "assets.extra" / "model_card.json"
         self.model_card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        if self.model_card.get("index", {}).get("kind") == "scann":
-            import scann  # noqa: F401  (registers the ScaNN ops)
+        register_ops(self.model_card)
         # The loaded object owns the variables the signature functions capture: keep it.
-        self._saved_model = tf.saved_model.load(str(path))
+        try:
+            self._saved_model = tf.saved_model.load(str(path))
+        except Exception as error:
+            if is_missing_op_error(error):  # e.g. a ScaNN export without its model card
+                raise ServingError(f"{str(error).splitlines()[0]}: {OPS_HINT}", "FAILED_PRECONDITION") from error
+            raise
         self._signatures = dict(self._saved_model.signatures)
         # A sequential query tower reads the history too: a text-keyed cache would be wrong.
         sequential = self.model_card.get("config", {}).get("model", {}).get("query_history") == "sequence"

@@ -17,12 +17,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import tensorflow as tf
 from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
 from tfrecs_llm.export.layout import versions
 from tfrecs_llm.export.warmup import replay_warmup_requests
-from tfrecs_llm.serving.errors import ServableNotFound, ServingError, status_code
+from tfrecs_llm.serving.errors import ServableNotFound, ServingError
 from tfrecs_llm.serving.loaded_version import LoadedVersion, check_complete
 
 logger = logging.getLogger(__name__)
@@ -259,3 +260,12 @@ def _fingerprint(path: Path) -> str:
         except OSError:
             digest.update(f"{file}\0unreadable".encode())
     return digest.hexdigest()
+
+
+def status_code(error: BaseException) -> str:
+    """The TF status name of an error (or of the error it was raised from), else UNKNOWN."""
+    if isinstance(error, tf.errors.OpError):
+        return error_codes_pb2.Code.Name(error.error_code)
+    if isinstance(error, ServingError):
+        return error.code
+    return status_code(error.__cause__) if error.__cause__ is not None else "UNKNOWN"

@@ -11,6 +11,7 @@ Layout of a model directory (``Recommender.save``, ``tfrecs-llm train --output``
     history_sample.json      their recent items (sequential query tower only)
     weights/model.*          the towers' weights, BERT included (no optimizer state)
     ranker_tables.npz, ranker/scorer.*   the ranking head, if trained
+    state.json               what the model has folded in since training (``last_event_id``)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tfrecs_llm.training.retrieval import build_model
 from tfrecs_llm.training.sequential import build_sequential_model
 
 MANIFEST = "manifest.json"
+STATE = "state.json"
 FORMAT = "tfrecs_llm.Recommender"
 
 
@@ -64,10 +66,18 @@ def check_replaceable(path: str | Path) -> None:
         )
 
 
+def read_state(path: str | Path) -> dict:
+    """The model directory's ``state.json`` (``{}`` when it has none), read without loading
+    the model: ``last_event_id`` is the last feedback event ``update`` trained on."""
+    file = Path(path) / STATE
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
 def save_model_dir(
     path: str | Path,
     retriever: Retriever,
     ranker: tuple[RankingModel, ItemTables] | None = None,
+    state: dict | None = None,
 ) -> Path:
     """Writes ``retriever`` (and the ranker with its item tables) to the directory ``path``.
 
@@ -92,6 +102,7 @@ def save_model_dir(
         _weights_checkpoint(retriever.model).write(str(staging / "weights" / "model"))
         if ranker is not None:
             save_ranker(staging, *ranker)
+        (staging / STATE).write_text(json.dumps(state or {}, indent=2))
         (staging / MANIFEST).write_text(json.dumps({"format": FORMAT, "version": __version__}, indent=2))
         finish_staging(staging)
         check_replaceable(path)  # again: something may have appeared there while writing

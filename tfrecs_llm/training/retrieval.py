@@ -91,12 +91,13 @@ def train_two_tower(
         dataset = tokenize_in_pipeline(dataset, encoder)
     with strategy.scope():
         model = build_model(config, encoder, catalog)
-        fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
+        history = fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
     pooled = None
     if "user_text_embedding" in features:
         pooled = dict(zip(examples["user_text"], features["user_text_embedding"]))
     query_sample = sample_texts(examples["user_text"], config.index.scann_tuning_queries, config.train.seed)
-    return Retriever(config, encoder, catalog, model, query_sample=query_sample, pooled_cache=pooled)
+    return Retriever(config, encoder, catalog, model, query_sample=query_sample, pooled_cache=pooled,
+                     training_history=history)
 
 
 def _train_sequential(
@@ -118,10 +119,10 @@ def _train_sequential(
                            shuffle_buffer=config.train.shuffle_buffer)
     with strategy.scope():
         model = build_sequential_model(config, encoder, catalog, table)
-        fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
+        history = fit(model, shard_by_data(dataset), config, checkpoint_dir=checkpoint_dir, verbose=verbose)
     texts, histories = query_sample(interactions, config)
     return Retriever(config, encoder, catalog, model, query_sample=texts, pooled_cache=pooled,
-                     history_sample=histories)
+                     history_sample=histories, training_history=history)
 
 
 def query_sample(interactions: pd.DataFrame, config: Config) -> tuple[list[str], list[list[str]]]:
@@ -136,7 +137,7 @@ def query_sample(interactions: pd.DataFrame, config: Config) -> tuple[list[str],
 
 
 def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTowerModel:
-    """Assembles the towers, the retrieval task (with FactorizedTopK metrics) and an optimizer."""
+    """Assembles the towers, the retrieval task and an optimizer."""
     query_tower = QueryTower(encoder, config.model.embedding_dim)
     item_tower = ItemTower(
         catalog.id_vocabulary,
@@ -146,10 +147,9 @@ def build_model(config: Config, encoder: TextEncoder, catalog: Catalog) -> TwoTo
         if config.model.item_text_encoder == "bag_of_words"
         else None,
     )
-    candidates = make_dataset(catalog.features(), batch_size=512, shuffle=False).map(
-        lambda f: (f["item_id"], item_tower(f))
-    )
-    task = make_retrieval_task(config.train, candidates)
+    # No FactorizedTopK metrics: TFRS computes them only outside training, so every epoch's log
+    # would show them as 0; held-out quality comes from Recommender.evaluate instead.
+    task = make_retrieval_task(config.train)
     model = TwoTowerModel(query_tower, item_tower, task, logq_correction=config.train.logq_correction)
     model.compile(optimizer=make_optimizer(config, model))
     return model

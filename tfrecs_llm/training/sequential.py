@@ -43,6 +43,11 @@ def num_negatives(config: Config, catalog: Catalog) -> int:
     return 0 if len(catalog.item_ids) <= config.train.full_softmax_max_items else config.train.sampled_negatives
 
 
+def scored_rows(catalog: Catalog) -> np.ndarray:
+    """Rows of the items with training events (the id vocabulary): what the softmax scores."""
+    return np.flatnonzero(np.isin(catalog.item_ids, catalog.id_vocabulary))
+
+
 def build_sequential_model(
     config: Config, encoder: TextEncoder, catalog: Catalog, text_table: np.ndarray
 ) -> SequentialTwoTowerModel:
@@ -53,7 +58,7 @@ def build_sequential_model(
         bag_of_words_texts=catalog.vocabulary_texts() if config.model.item_text_encoder == "bag_of_words" else None,
     )
     model = SequentialTwoTowerModel(
-        SequenceQueryTower(encoder, config.model), item_tower, catalog.features(), text_table,
+        SequenceQueryTower(encoder, config.model), item_tower, catalog.features(), scored_rows(catalog), text_table,
         config.train.temperature, num_negatives(config, catalog),
     )
     model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate))

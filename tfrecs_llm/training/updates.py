@@ -26,7 +26,7 @@ from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
 from tfrecs_llm.text.presets import load_encoder
 from tfrecs_llm.training.retrieval import example_features, fit, training_examples
-from tfrecs_llm.training.sequential import free_text_table, sequence_windows
+from tfrecs_llm.training.sequential import free_text_table, scored_rows, sequence_windows
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ def fine_tune(
         ),
     )
     if retriever.sequential:
+        retriever.model.set_catalog(retriever.catalog.features(), scored_rows(retriever.catalog))
         windows = sequence_windows(combined, retriever.catalog, config, trained=is_new)
         retriever.model.set_text_table(free_text_table(retriever.encoder, windows.texts, retriever.pooled_cache, verbose))
         features, trained = windows.features(), int(windows.weights.sum())
