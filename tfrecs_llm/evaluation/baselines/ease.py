@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tfrecs_llm.evaluation.baselines.histories import (
-    ScoreFn,
-    interaction_matrix,
-    user_sequences,
-    validation_ndcg,
-    validation_split,
-)
+from tfrecs_llm.evaluation.baselines.histories import ScoreFn, item_item_scorer, tune_on_validation
 
 
 @dataclass
@@ -45,18 +39,6 @@ def ease_weights(matrix: np.ndarray, lambda_: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def _scorer(train: pd.DataFrame, catalog_ids: Sequence[str] | np.ndarray, lambda_: float) -> ScoreFn:
-    matrix, row_of = interaction_matrix(user_sequences(train, catalog_ids), len(catalog_ids))
-    weights = ease_weights(matrix, lambda_)
-    empty = np.zeros(len(catalog_ids), np.float32)
-
-    def score(queries: pd.DataFrame) -> np.ndarray:
-        users = np.stack([matrix[row_of[u]] if u in row_of else empty for u in queries["user_id"].astype(str)])
-        return users @ weights
-
-    return score
-
-
 def ease_scorer(
     train: pd.DataFrame,
     catalog_ids: Sequence[str] | np.ndarray,
@@ -66,10 +48,11 @@ def ease_scorer(
     """Tunes ``lambda`` on the validation split, refits on ``train``; returns the score function
     (queries ``[n]`` rows, ``user_id`` -> ``[n, num_items]``) and what was chosen."""
     config = (config or EaseConfig()).validate()
-    fit, validation = validation_split(train)
-    tried = {lam: validation_ndcg(_scorer(fit, catalog_ids, lam), catalog_ids, fit, validation)
-             for lam in config.lambdas}
-    best = max(tried, key=tried.get)
+
+    def build(events: pd.DataFrame, lambda_: float) -> ScoreFn:
+        return item_item_scorer(events, catalog_ids, lambda matrix: ease_weights(matrix, lambda_))
+
+    best, tried = tune_on_validation(train, catalog_ids, config.lambdas, build)
     if verbose:
         print("ease: validation NDCG@10 " + ", ".join(f"lambda {k:g}: {v:.4f}" for k, v in tried.items()))
-    return _scorer(train, catalog_ids, best), {"lambda": best, "validation_ndcg@10": tried}
+    return build(train, best), {"lambda": best, "validation_ndcg@10": tried}

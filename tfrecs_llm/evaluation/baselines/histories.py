@@ -54,3 +54,32 @@ def validation_ndcg(
     held_out = HeldOutSet.build(UserTextBuilder({}), catalog_ids, fit, validation)
     ranks, _ = rank_held_out(score_fn, held_out, top_k=1)
     return float(per_query_metrics(ranks, (10,))["ndcg@10"].mean())
+
+
+def item_item_scorer(
+    train: pd.DataFrame, catalog_ids: Sequence[str] | np.ndarray, weights: Callable[[np.ndarray], np.ndarray]
+) -> ScoreFn:
+    """Scores ``x_u W`` with ``x_u`` the user's 0/1 train row and ``W = weights(X)`` an
+    ``[num_items, num_items]`` item-item matrix of the users x items train matrix ``X``."""
+    matrix, row_of = interaction_matrix(user_sequences(train, catalog_ids), len(catalog_ids))
+    item_item = weights(matrix)
+    empty = np.zeros(len(catalog_ids), np.float32)
+
+    def score(queries: pd.DataFrame) -> np.ndarray:
+        users = np.stack([matrix[row_of[u]] if u in row_of else empty for u in queries["user_id"].astype(str)])
+        return users @ item_item
+
+    return score
+
+
+def tune_on_validation(
+    train: pd.DataFrame,
+    catalog_ids: Sequence[str] | np.ndarray,
+    grid: Sequence,
+    build: Callable[[pd.DataFrame, object], ScoreFn],
+) -> tuple[object, dict]:
+    """The ``grid`` value whose ``build(fit, value)`` scores best (NDCG@10) on the validation
+    split, and the NDCG@10 of every value."""
+    fit, validation = validation_split(train)
+    tried = {value: validation_ndcg(build(fit, value), catalog_ids, fit, validation) for value in grid}
+    return max(tried, key=tried.get), tried

@@ -10,13 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tfrecs_llm.evaluation.baselines.histories import (
-    ScoreFn,
-    interaction_matrix,
-    user_sequences,
-    validation_ndcg,
-    validation_split,
-)
+from tfrecs_llm.evaluation.baselines.histories import ScoreFn, item_item_scorer, tune_on_validation
 
 
 @dataclass
@@ -43,18 +37,6 @@ def cosine_neighbours(matrix: np.ndarray, k: int) -> np.ndarray:
     return similarity.astype(np.float32)
 
 
-def _scorer(train: pd.DataFrame, catalog_ids: Sequence[str] | np.ndarray, k: int) -> ScoreFn:
-    matrix, row_of = interaction_matrix(user_sequences(train, catalog_ids), len(catalog_ids))
-    similarity = cosine_neighbours(matrix, k)
-    empty = np.zeros(len(catalog_ids), np.float32)
-
-    def score(queries: pd.DataFrame) -> np.ndarray:
-        users = np.stack([matrix[row_of[u]] if u in row_of else empty for u in queries["user_id"].astype(str)])
-        return users @ similarity.T
-
-    return score
-
-
 def item_knn_scorer(
     train: pd.DataFrame,
     catalog_ids: Sequence[str] | np.ndarray,
@@ -64,9 +46,11 @@ def item_knn_scorer(
     """Tunes ``k`` on the validation split, refits on ``train``; returns the score function and
     what was chosen."""
     config = (config or ItemKnnConfig()).validate()
-    fit, validation = validation_split(train)
-    tried = {k: validation_ndcg(_scorer(fit, catalog_ids, k), catalog_ids, fit, validation) for k in config.neighbours}
-    best = max(tried, key=tried.get)
+
+    def build(events: pd.DataFrame, k: int) -> ScoreFn:
+        return item_item_scorer(events, catalog_ids, lambda matrix: cosine_neighbours(matrix, k).T)
+
+    best, tried = tune_on_validation(train, catalog_ids, config.neighbours, build)
     if verbose:
         print("item_knn: validation NDCG@10 " + ", ".join(f"k {k}: {v:.4f}" for k, v in tried.items()))
-    return _scorer(train, catalog_ids, best), {"neighbours": best, "validation_ndcg@10": tried}
+    return build(train, best), {"neighbours": best, "validation_ndcg@10": tried}
