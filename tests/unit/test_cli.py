@@ -95,4 +95,4 @@ def test_serve_takes_one_flag_style_and_tf_servings_spellings() -> None:
     # Every flag has the dashed spelling; underscores only as TF Serving's aliases.
     assert all("_" not in flag for flag in flags if flag not in
                {"--model_base_path", "--model_name", "--rest_api_port", "--file_system_poll_wait_seconds",
-                "--keep_versions"})
+                "--keep_versions", "--enable_batching", "--batching_parameters_file"})

@@ -31,6 +31,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--events-db", help="the feedback log, SQLite (default MODEL_BASE_PATH/events.sqlite)")
     serve.add_argument("--query-cache-size", type=int, default=1024,
                        help="query embeddings of this many recent distinct user texts are kept (default 1024; 0: off)")
+    serve.add_argument("--enable-batching", "--enable_batching", dest="enable_batching", action="store_true",
+                       help="run concurrent requests of one signature as one batch (TF Serving's flag)")
+    serve.add_argument("--batching-parameters-file", "--batching_parameters_file", dest="batching_parameters_file",
+                       help="TF Serving's batching parameters (text proto); default: the newest export's "
+                            "assets.extra/batching_parameters.txt")
     defaults = RequestLimits()
     for name, meaning in (
         ("max_body_bytes", "largest request body / gRPC message, bytes"),
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.query_cache_size < 0:
         raise ValueError(f"--query-cache-size must be >= 0, got {args.query_cache_size}")
+    batching = _batching(base, args) if args.enable_batching else None
     serve(
         base,
         args.model_name or base.name,
@@ -74,5 +80,21 @@ def run(args: argparse.Namespace) -> int:
         event_log_path=args.events_db,
         limits=limits,
         query_cache_size=args.query_cache_size,
+        batching=batching,
     )
     return 0
+
+
+def _batching(base: Path, args: argparse.Namespace):
+    """The batching parameters: the given file, else the newest export's recommendation."""
+    from tfrecs_llm.export.batching_config import FILE_NAME, BatchingParameters
+    from tfrecs_llm.export.layout import versions
+
+    if args.batching_parameters_file:
+        path = Path(args.batching_parameters_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"--batching-parameters-file {path} does not exist")
+        return BatchingParameters.from_file(path)
+    found = versions(base)
+    recommended = base / str(found[-1]) / "assets.extra" / FILE_NAME if found else None
+    return BatchingParameters.from_file(recommended) if recommended and recommended.is_file() else BatchingParameters()

@@ -13,6 +13,8 @@ import tensorflow as tf
 
 from tfrecs_llm import __version__
 from tfrecs_llm.data.user_text import UserTextBuilder
+from tfrecs_llm.export.batching_config import FILE_NAME as BATCHING_FILE
+from tfrecs_llm.export.batching_config import BatchingParameters
 from tfrecs_llm.export.layout import next_version, staged_version
 from tfrecs_llm.export.model_config import update_models_config
 from tfrecs_llm.export.signatures import RecommendModule
@@ -39,6 +41,15 @@ def _library_versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def recommended_batching(jit_compile: bool) -> BatchingParameters:
+    """The batching an export recommends: batches of up to 32 texts, closed 2 ms after their
+    first request; an XLA-compiled BERT only sees the batch sizes it was compiled (and warmed) for."""
+    if jit_compile:
+        sizes = compiled_batch_sizes()
+        return BatchingParameters(max_batch_size=sizes[-1], allowed_batch_sizes=tuple(sizes))
+    return BatchingParameters()
 
 
 def warmup_texts(item_ids: np.ndarray, builder: UserTextBuilder, count: int = 8) -> list[str]:
@@ -138,6 +149,7 @@ def export_tf_serving(
         batch_sizes = compiled_batch_sizes() if retriever.config.encoder.jit_compile else (1,)
         texts = warmup_texts(retriever.catalog.item_ids, retriever.builder)
         write_warmup_requests(staging, model_name, texts, batch_sizes=batch_sizes)
+        (extra / BATCHING_FILE).write_text(recommended_batching(retriever.config.encoder.jit_compile).to_text())
     final = model_dir / str(version)
     update_models_config(base_path, model_name)
     logger.info("exported %s (index: %s)", final, choice.kind)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tfrecs_llm.export.batching_config import BatchingParameters
     from tfrecs_llm.serving.limits import RequestLimits
 
 logger = logging.getLogger(__name__)
@@ -50,13 +51,15 @@ def serve(
     limits: "RequestLimits | None" = None,
     log_level: str = "info",
     query_cache_size: int = 1024,
+    batching: "BatchingParameters | None" = None,
 ) -> None:
     """Serves ``model_base_path`` (the folder holding the integer version folders, as TF Serving's
     ``--model_base_path``) until interrupted: REST on ``rest_port``, gRPC on ``grpc_port`` if set.
 
     New versions are picked up every ``poll_seconds``; ``keep_versions`` (if set) deletes older
     version folders; the query embeddings of the last ``query_cache_size`` distinct user texts are
-    cached (0: off). Feedback goes to ``event_log_path`` (default
+    cached (0: off); ``batching`` runs concurrent requests as batches (``tfrecs_llm.serving.
+    batching``). Feedback goes to ``event_log_path`` (default
     ``<model_base_path>/events.sqlite``; TF Serving ignores non-numeric entries there).
     The endpoints have no authentication: keep the default loopback ``host`` unless a proxy in
     front of the server authenticates requests.
@@ -79,7 +82,7 @@ def serve(
     if not _is_loopback(host):
         logger.warning("binding %s: the endpoints are reachable from the network without authentication", host)
     manager = ModelManager(
-        model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded, query_cache_size
+        model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded, query_cache_size, batching
     )
     manager.start()
     event_log = EventLog(event_log_path or Path(model_base_path) / "events.sqlite")

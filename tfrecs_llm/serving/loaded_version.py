@@ -18,6 +18,8 @@ from tfrecs_llm.config import DataConfig
 from tfrecs_llm.data.schema import require_columns
 from tfrecs_llm.data.user_text import UserTextBuilder
 from tfrecs_llm.export.loaded import OPS_HINT, is_missing_op_error, register_ops
+from tfrecs_llm.export.batching_config import BatchingParameters
+from tfrecs_llm.serving.batching import Batcher
 from tfrecs_llm.serving.errors import InvalidRequest, ServingError
 from tfrecs_llm.serving.query_cache import TEXT_SIGNATURES, CachedQueries
 
@@ -33,7 +35,14 @@ class LoadedVersion:
     lacks ``recommend_from_embedding``).
     """
 
-    def __init__(self, model_name: str, version: int, path: Path, query_cache_size: int = 0) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        version: int,
+        path: Path,
+        query_cache_size: int = 0,
+        batching: BatchingParameters | None = None,
+    ) -> None:
         self.model_name = model_name
         self.version = version
         self.path = path
@@ -56,6 +65,7 @@ class LoadedVersion:
             if query_cache_size and not sequential and CachedQueries.supports(self._signatures)
             else None
         )
+        self.batcher = Batcher(self._run_arrays, batching) if batching is not None else None
         items_csv = path / "assets.extra" / "items.csv"
         data_config = DataConfig(**self.model_card.get("config", {}).get("data", {}))
         self.builder = _user_text_builder(items_csv, data_config) if items_csv.is_file() else None
@@ -70,7 +80,6 @@ class LoadedVersion:
         Raises:
             InvalidRequest: unknown signature, missing or unknown inputs, wrong dtype or shape.
         """
-        function = self._signature(signature_name)
         specs = self.input_specs(signature_name)
         missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
         if missing or unknown:
@@ -79,11 +88,24 @@ class LoadedVersion:
         batch_sizes = {name: int(t.shape[0]) for name, t in tensors.items() if t.shape.rank}
         if len(set(batch_sizes.values())) > 1:
             raise InvalidRequest(f"inputs must share the batch size (dimension 0); got {batch_sizes}")
+        if self.batcher is not None:
+            return self.batcher.run(signature_name, {name: t.numpy() for name, t in tensors.items()})
+        return self._run_tensors(signature_name, tensors)
+
+    def close(self) -> None:
+        """Stops the batch scheduler (requests still holding this version run unbatched)."""
+        if self.batcher is not None:
+            self.batcher.close()
+
+    def _run_arrays(self, signature_name: str, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._run_tensors(signature_name, {name: tf.constant(value) for name, value in arrays.items()})
+
+    def _run_tensors(self, signature_name: str, tensors: Mapping[str, tf.Tensor]) -> dict[str, np.ndarray]:
         try:
             if self.query_cache is not None and signature_name in TEXT_SIGNATURES:
                 outputs = self.query_cache.run(signature_name, tensors)
             else:
-                outputs = function(**tensors)
+                outputs = self._signature(signature_name)(**tensors)
         except tf.errors.InvalidArgumentError as error:
             raise InvalidRequest(error.message) from error
         return {name: value.numpy() for name, value in outputs.items()}

@@ -23,10 +23,13 @@ from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
 from tfrecs_llm.export.layout import versions
 from tfrecs_llm.export.warmup import replay_warmup_requests
+from tfrecs_llm.export.batching_config import BatchingParameters
 from tfrecs_llm.serving.errors import ServableNotFound, ServingError
 from tfrecs_llm.serving.loaded_version import LoadedVersion, check_complete
 
 logger = logging.getLogger(__name__)
+
+_RETIRE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class ModelManager:
         keep_previous_loaded: keep the replaced version loaded (requests may name it).
         query_cache_size: query embeddings of this many recent user texts are kept per loaded
             version, so a repeated text skips BERT (0 disables the cache).
+        batching: run concurrent requests of one signature as one batch (TF Serving's
+            ``--enable_batching``, see ``tfrecs_llm.serving.batching``); None: one at a time.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class ModelManager:
         keep_versions: int | None = None,
         keep_previous_loaded: bool = False,
         query_cache_size: int = 1024,
+        batching: BatchingParameters | None = None,
     ) -> None:
         if keep_versions is not None and keep_versions < 1:
             raise ValueError(f"keep_versions must be >= 1 (or None to keep all), got {keep_versions}")
@@ -87,6 +93,7 @@ class ModelManager:
         self.keep_versions = keep_versions
         self.keep_previous_loaded = keep_previous_loaded
         self.query_cache_size = query_cache_size
+        self.batching = batching
         self._changed = threading.Condition()  # guards the three fields below
         self._served: dict[int, LoadedVersion] = {}
         self._latest: int | None = None
@@ -189,7 +196,7 @@ class ModelManager:
         self._set_status(VersionStatus(version, "LOADING"))
         try:
             check_complete(path)
-            loaded = LoadedVersion(self.model_name, version, path, self.query_cache_size)
+            loaded = LoadedVersion(self.model_name, version, path, self.query_cache_size, self.batching)
             warmed = replay_warmup_requests(path, loaded.run)
         except Exception as error:  # any failure refuses the version, never the server
             code = status_code(error)
@@ -209,6 +216,10 @@ class ModelManager:
             served = {**self._served, loaded.version: loaded}
             for version in set(served) - keep:
                 self._statuses[version] = VersionStatus(version, "END")
+                # Requests that got the old version finish on it; its batch scheduler stops later.
+                retire = threading.Timer(_RETIRE_SECONDS, served[version].close)
+                retire.daemon = True
+                retire.start()
             self._served = {v: served[v] for v in keep}
             self._latest = loaded.version
             self._statuses[loaded.version] = VersionStatus(loaded.version, "AVAILABLE")
