@@ -34,6 +34,7 @@ def lambda_sweep(
     ranker_events: pd.DataFrame,
     lambdas: Sequence[float],
     base: RankingConfig | None = None,
+    history: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """Held-out NDCG/recall@10, category entropy@10 and ILD@10 of the retrieval order, then of
     the ranker trained on ``ranker_events`` at each ``lambda_div`` (other knobs from ``base``).
@@ -44,7 +45,8 @@ def lambda_sweep(
     points = [{"stage": "retrieval", "label": "retrieval order", "lambda_div": None,
                **recommender.evaluate_ranking(train, test)["retrieval"]}]
     for lambda_div in lambdas:
-        recommender.train_ranker(ranker_events, dataclasses.replace(base, lambda_div=lambda_div), verbose=False)
+        recommender.train_ranker(ranker_events, dataclasses.replace(base, lambda_div=lambda_div), verbose=False,
+                                 history=history)
         metrics = recommender.evaluate_ranking(train, test)["ranker"]
         points.append({"stage": "ranker", "label": f"lambda={lambda_div:g}", "lambda_div": lambda_div, **metrics})
         print(f"lambda_div={lambda_div:<5g} " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
@@ -91,7 +93,7 @@ def main() -> None:
     retrieval_train, ranker_events = leave_last_out(train)
     started = time.perf_counter()
     recommender = Recommender.load(args.model) if args.model else Recommender.train(items, retrieval_train, Config())
-    points = lambda_sweep(recommender, train, test, ranker_events, args.lambdas)
+    points = lambda_sweep(recommender, train, test, ranker_events, args.lambdas, history=retrieval_train)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ranking_tradeoff.json").write_text(json.dumps(
         {"data": "bundled sample, leave-last-out", "seconds": time.perf_counter() - started, "points": points}, indent=2))

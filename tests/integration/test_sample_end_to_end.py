@@ -44,13 +44,14 @@ def trained(split) -> Recommender:
 @pytest.fixture(scope="module")
 def lambda_sweep(trained, split) -> dict[float, dict[str, float]]:
     _, train, test = split
-    _, ranker_events = leave_last_out(train)
+    retrieval_train, ranker_events = leave_last_out(train)
     results = {}
     for lambda_div in (0.0, 0.1, 0.3, 1.0):
-        trained.train_ranker(ranker_events, RankingConfig(lambda_div=lambda_div), verbose=False)
+        trained.train_ranker(ranker_events, RankingConfig(lambda_div=lambda_div), verbose=False,
+                             history=retrieval_train)
         results[lambda_div] = trained.evaluate_ranking(train, test)
     print(json.dumps(results, indent=1))
-    trained.train_ranker(ranker_events, RankingConfig(), verbose=False)
+    trained.train_ranker(ranker_events, RankingConfig(), verbose=False, history=retrieval_train)
     return results
 
 

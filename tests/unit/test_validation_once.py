@@ -44,7 +44,7 @@ def test_training_and_evaluating_validates_each_table_once(full_validations: lis
     config = Config().with_overrides({"train.epochs": 1, "encoder.sequence_length": 32, "ranking.epochs": 1,
                                      "ranking.num_candidates": 10})
     model = Recommender.train(items, retrieval_train, config, encoder=make_tiny_encoder(), verbose=False)
-    model.train_ranker(ranker_events, verbose=False)
+    model.train_ranker(ranker_events, verbose=False, history=retrieval_train)
     model.evaluate(train, test)
     model.evaluate_ranking(train, test)
     model.user_texts(["u1"], events)

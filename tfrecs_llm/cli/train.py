@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print("training done on this worker; the chief worker trains the ranker and writes --output")
         return 0
     if ranker_events is not None and len(ranker_events):
-        recommender.train_ranker(ranker_events, verbose=not args.quiet)
+        recommender.train_ranker(ranker_events, verbose=not args.quiet, history=retrieval_train)
     output = recommender.save(args.output)
     print(f"saved model to {output}")
     if test is not None and len(test):

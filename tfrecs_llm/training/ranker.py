@@ -27,23 +27,28 @@ _SCORER_CHECKPOINT = "ranker/scorer"
 
 
 def training_lists(
-    retriever: Retriever, train: pd.DataFrame, config: RankingConfig
+    retriever: Retriever, events: pd.DataFrame, config: RankingConfig, history: pd.DataFrame | None = None
 ) -> dict[str, np.ndarray]:
-    """Lists from each user's most recent training events: top-K retrieved, when the positive is
-    among them (labels mark it)."""
+    """Lists from each user's most recent ``events``: top-K retrieved, when the positive is among
+    them (labels mark it). Each list's query is the user as of just before its event: the
+    user text and recent items from ``history`` (the events retrieval trained on) and the
+    earlier ``events``."""
+    combined = events if history is None else pd.concat([history, events], ignore_index=True)
+    first = len(combined) - len(events)
     row_of = retriever.catalog.row_index()
-    texts = retriever.builder.for_events(train)
-    recent = train.sort_values("timestamp", kind="stable").groupby("user_id", sort=False).tail(
+    texts = retriever.builder.for_events(combined).tolist()
+    own = combined.iloc[first:]
+    recent = own.sort_values("timestamp", kind="stable").groupby("user_id", sort=False).tail(
         config.max_events_per_user
     )
-    history = rows_before_each_event(train, row_of)
-    positions = pd.Series(np.arange(len(train)), index=train.index)[recent.index].to_numpy()
-    histories = [list(retriever.catalog.item_ids[history[p]]) for p in positions]
-    query_embeddings = retriever.query_embeddings(texts.loc[recent.index].tolist(), history_item_ids=histories)
+    before = rows_before_each_event(combined, row_of)
+    positions = first + pd.Series(np.arange(len(own)), index=own.index)[recent.index].to_numpy()
+    histories = [list(retriever.catalog.item_ids[before[p]]) for p in positions]
+    query_embeddings = retriever.query_embeddings([texts[p] for p in positions], history_item_ids=histories)
     lists = retrieve_candidates(
         query_embeddings,
         retriever.item_embeddings(),
-        [history[p] for p in positions],
+        [before[p] for p in positions],
         config.num_candidates,
         positive_rows=row_of.reindex(recent["item_id"].astype(str)).to_numpy(int),
     )
@@ -68,17 +73,25 @@ def build_ranker(
 
 def train_ranker(
     retriever: Retriever,
-    train: pd.DataFrame,
+    events: pd.DataFrame,
     config: RankingConfig,
     seed: int = 42,
     verbose: bool = True,
+    history: pd.DataFrame | None = None,
 ) -> tuple[RankingModel, ItemTables]:
-    """Fits a RankingModel with ``L_rel + lambda_div * L_div`` on lists from ``train`` only."""
+    """Fits a RankingModel with ``L_rel + lambda_div * L_div`` on lists for ``events`` (queries
+    built with ``history``, see :func:`training_lists`)."""
     config.validate()
     tf.keras.utils.set_random_seed(seed)
     item_embeddings = retriever.item_embeddings()
-    tables = item_tables(retriever.catalog.items, item_embeddings, train, config)
-    lists = training_lists(retriever, train, config)
+    seen = events if history is None else pd.concat([history, events], ignore_index=True)
+    tables = item_tables(retriever.catalog.items, item_embeddings, seen, config)
+    lists = training_lists(retriever, events, config, history)
+    if not len(lists["labels"]):
+        raise ValueError(
+            f"none of the {len(events)} ranker event(s) has its item among the top "
+            f"{config.num_candidates} retrieved (ranking.num_candidates); the ranker has nothing to learn from"
+        )
     model = build_ranker(item_embeddings, tables, config, retriever.config.train.temperature)
     model.scorer.normalize.adapt(model.scorer.scalar_features({k: tf.constant(v) for k, v in lists.items()}))
     dataset = make_dataset(lists, config.batch_size, seed=seed)
