@@ -272,35 +272,16 @@ class Recommender(Retriever):
         reasons = self.stage.reasons(rows, tf.constant(history), tf.constant(list(user_texts)))
         return [[r.decode() for r in row] for row in reasons.numpy()]
 
-    def train_ranker(
-        self,
-        train: pd.DataFrame,
-        config: RankingConfig | None = None,
-        verbose: bool = True,
-        history: pd.DataFrame | None = None,
-    ) -> RankingModel:
-        """Fits the ranking head on lists retrieved for ``train`` events (relevance + diversity)
-        and returns it; :meth:`recommend` and exports use it from then on.
-
-        ``train`` should be events the retrieval model did not train on (on seen events
-        retrieval scores are inflated), e.g. each user's last training event; ``history``, the
-        events it did train on, gives each list's query the user's text and recent items as of
-        just before its event (without it, a user's earlier ``train`` events alone).
-        ``config`` defaults to ``config.ranking``.
-
-        Example::
-
-            retrieval_events, ranker_events = leave_last_out(train)
-            model = Recommender.train(items, retrieval_events, config)
-            model.train_ranker(ranker_events, history=retrieval_events)
-        """
+    def train_ranker(self, train: pd.DataFrame, config: RankingConfig | None = None, verbose: bool = True,
+                     history: pd.DataFrame | None = None) -> RankingModel:
+        """Fits the ranking head on lists retrieved for ``train`` events (events retrieval did not
+        train on, e.g. each user's last); ``history`` (the events it trained on) gives each
+        list's query the user as of just before its event. ``config``: ``config.ranking``."""
         config = config or self.config.ranking
         train = validate_interactions(train, self.catalog.items)
         if history is not None:
             history = validate_interactions(history, self.catalog.items)
-        self.ranker, self.ranker_tables = train_ranker(
-            self, train, config, self.config.train.seed, verbose, history=history
-        )
+        self.ranker, self.ranker_tables = train_ranker(self, train, config, self.config.train.seed, verbose, history)
         self._stage = None
         self.config = dataclasses.replace(self.config, ranking=config)
         return self.ranker
