@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 import tfrecs_llm  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from benchmarks.load_test import DEFAULT_MODEL_BASE_PATH, HOST, RESULTS, _free_port, _wait_until_ready, build_sample_export
+from benchmarks.load_test import (DEFAULT_MODEL_BASE_PATH, HOST, RESULTS, _free_port, _wait_until_ready,
+                                  build_sample_export, run_clients)
 from tfrecs_llm.export.batching_config import FILE_NAME, BatchingParameters
 from tfrecs_llm.export.layout import versions
 
@@ -64,13 +65,7 @@ def _load(url: str, name: str, titles: list[str], clients: int, seconds: float, 
             latencies.extend(mine)
             errors.extend(failed)
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    elapsed = run_clients(client, clients)
     p50, p99 = np.percentile(np.asarray(latencies) * 1000, [50, 99]) if latencies else (None, None)
     return {"clients": clients, "texts_per_request": texts_per_request, "requests": len(latencies),
             "requests_per_second": round(len(latencies) / elapsed, 2),

@@ -150,13 +150,18 @@ def run_level(url: str, workload: Workload, concurrency: int, seconds: float, se
         with lock:
             samples.extend(mine)
 
+    return summarize(samples, concurrency, run_clients(client, concurrency))
+
+
+def run_clients(client, count: int) -> float:
+    """Runs ``client(i)`` for i in 0..count-1 on as many threads; returns the wall time in s."""
     started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return summarize(samples, concurrency, time.monotonic() - started)
+    return time.monotonic() - started
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float | None]:
