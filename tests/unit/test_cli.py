@@ -96,3 +96,18 @@ def test_serve_takes_one_flag_style_and_tf_servings_spellings() -> None:
     assert all("_" not in flag for flag in flags if flag not in
                {"--model_base_path", "--model_name", "--rest_api_port", "--file_system_poll_wait_seconds",
                 "--keep_versions", "--enable_batching", "--batching_parameters_file"})
+
+
+def test_serve_in_remote_mode_refuses_what_belongs_to_the_model_server(tmp_path) -> None:
+    from tfrecs_llm.cli.serve import run
+
+    parser = build_parser()
+    remote = ["serve", "--model-base-path", str(tmp_path), "--model-server", "grpc://127.0.0.1:1",
+              "--events-db", str(tmp_path / "events.sqlite")]
+    with pytest.raises(ValueError, match="grpc_port, keep_versions: the model server's business in remote mode"):
+        run(parser.parse_args([*remote, "--port", "8500", "--keep-versions", "2"]))
+    with pytest.raises(ValueError, match="--model-server-timeout must be > 0, got 0.0"):
+        run(parser.parse_args([*remote, "--model-server-timeout", "0"]))
+    with pytest.raises(ValueError, match="--model-server must look like grpc://HOST:PORT"):
+        run(parser.parse_args([*remote[:4], "http://127.0.0.1:8501", *remote[5:]]))
+    assert not (tmp_path / "events.sqlite").exists()  # refused before anything was opened

@@ -206,3 +206,21 @@ def test_cli_user_errors_are_one_paragraph_before_any_model_loads(tmp_path) -> N
         run_update(_parse(*update_args, str(tmp_path / "notes.txt")))
     with pytest.raises(ValueError, match="--since-event-id must be >= 0"):
         run_update(_parse(*update_args, str(tmp_path / "notes.txt"), "--since-event-id", "-1"))
+
+
+def test_update_reads_the_feedback_from_postgres(tmp_path, postgres_url, capsys) -> None:
+    from tfrecs_llm.data.events import Event
+    from tfrecs_llm.serving.event_logs import open_event_log
+
+    log = open_event_log(postgres_url)
+    log.append([Event("u1", "space-1", "like", 10.0), Event("u1", "space-2", "like", 11.0)])
+    log.close()
+    args = ["update", "--model", str(tmp_path / "no_model"), "--name", "n", "--interactions", "i.csv",
+            "--events-db", postgres_url]
+    assert run_update(_parse(*args, "--since-event-id", "2")) == 0
+    printed = capsys.readouterr().out
+    assert f"no new events in {postgres_url} after event id 2" in printed and "last event id: 2" in printed
+    with pytest.raises(FileNotFoundError, match="no_model is not a saved tfrecs_llm model"):
+        run_update(_parse(*args))  # two events to fold in, but no model to fold them into
+    with pytest.raises(ConnectionError, match="--events-db: cannot connect to the event database"):
+        run_update(_parse(*args[:-1], "postgresql://nobody@127.0.0.1:9/none", "--since-event-id", "0"))

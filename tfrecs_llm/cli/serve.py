@@ -28,7 +28,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="how often to look for new versions (default 2)")
     serve.add_argument("--keep-versions", "--keep_versions", dest="keep_versions", type=int,
                        help="delete all but the newest N version folders once not served (default: keep all)")
-    serve.add_argument("--events-db", help="the feedback log, SQLite (default MODEL_BASE_PATH/events.sqlite)")
+    serve.add_argument("--events-db", help="the feedback log: a SQLite file (default MODEL_BASE_PATH/events.sqlite) "
+                                           "or postgresql://user@host:port/db, which several fronts can share")
+    serve.add_argument("--model-server", help="remote model mode: load no model, ask this TF Serving "
+                                              "(grpc://HOST:8500) for predictions; MODEL_BASE_PATH is then only "
+                                              "read for the served version's catalog (assets.extra)")
+    serve.add_argument("--model-server-timeout", type=float, default=10.0,
+                       help="seconds per call to --model-server (default 10); past it the front answers 503")
     serve.add_argument("--query-cache-size", type=int, default=1024,
                        help="query embeddings of this many recent distinct user texts are kept (default 1024; 0: off)")
     serve.add_argument("--enable-batching", "--enable_batching", dest="enable_batching", action="store_true",
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.query_cache_size < 0:
         raise ValueError(f"--query-cache-size must be >= 0, got {args.query_cache_size}")
+    if args.model_server_timeout <= 0:
+        raise ValueError(f"--model-server-timeout must be > 0, got {args.model_server_timeout}")
     batching = _batching(base, args) if args.enable_batching else None
     serve(
         base,
@@ -81,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         query_cache_size=args.query_cache_size,
         batching=batching,
+        model_server=args.model_server,
+        model_server_timeout=args.model_server_timeout,
     )
     return 0
 

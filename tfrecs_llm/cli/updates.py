@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _model_options(update)
     update.add_argument("--events-db", required=True,
-                        help="the server's feedback log (SQLite), by default MODEL_BASE_PATH/events.sqlite of "
-                             "`tfrecs-llm serve`")
+                        help="the server's feedback log: a SQLite file (by default MODEL_BASE_PATH/events.sqlite "
+                             "of `tfrecs-llm serve`) or postgresql://user@host:port/db")
     update.add_argument("--since-event-id", type=int, default=None,
                         help="train only on events with a larger event id (default: the last event id the model "
                              "folded in, 0 for a model never updated)")
@@ -131,20 +130,25 @@ def run_update(args: argparse.Namespace) -> int:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
     if args.since_event_id is not None and args.since_event_id < 0:
         raise ValueError(f"--since-event-id must be >= 0, got {args.since_event_id}")
-    events_db = Path(args.events_db)
-    if not events_db.is_file():
+    from tfrecs_llm.data.events import events_to_interactions
+    from tfrecs_llm.serving.event_log_postgres import is_postgres_url
+    from tfrecs_llm.serving.event_logs import open_event_log
+
+    events_db = args.events_db if is_postgres_url(args.events_db) else Path(args.events_db)
+    if isinstance(events_db, Path) and not events_db.is_file():
         raise FileNotFoundError(
             f"--events-db {events_db} does not exist; expected the SQLite feedback log of `tfrecs-llm serve` "
-            "(by default MODEL_BASE_PATH/events.sqlite)"
+            "(by default MODEL_BASE_PATH/events.sqlite) or a postgresql:// URL"
         )
-    from tfrecs_llm.data.events import events_to_interactions
-    from tfrecs_llm.serving.event_log import EventLog
-
     try:
-        with EventLog(events_db) as log:
-            logged = log.events_since(0)
-    except sqlite3.DatabaseError as error:
-        raise ValueError(f"--events-db {events_db} is not a feedback log (SQLite): {error}") from error
+        log = open_event_log(events_db, must_exist=True)
+    except (ValueError, ConnectionError) as error:
+        raise type(error)(f"--events-db: {error}") from error
+    try:
+        logged = log.events_since(0)
+        events_db = log.location  # a URL without its password
+    finally:
+        log.close()
     from tfrecs_llm.training.persistence import is_model_dir, read_state
 
     if args.since_event_id is None and not is_model_dir(args.model):

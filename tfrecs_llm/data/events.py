@@ -22,27 +22,33 @@ _MAX_UNIX_SECONDS = 1e10  # year 2286; larger numbers are almost always millisec
 
 @dataclass(frozen=True)
 class Event:
-    """One feedback event; ``timestamp`` in unix seconds (UTC); ``event_id`` set once stored."""
+    """One feedback event; ``timestamp`` in unix seconds (UTC); ``event_id`` set once stored.
+
+    ``client_event_id``: the sender's own id for the event (optional). An event log stores an
+    event with a given client id once: a retried request returns the first one's ``event_id``.
+    """
 
     user_id: str
     item_id: str
     type: str
     timestamp: float
     event_id: int | None = None
+    client_event_id: str | None = None
 
 
 def parse_event(data: Any, now: float | None = None) -> Event:
-    """Validates one JSON event ``{"user_id", "item_id", "type", "timestamp"?}``.
+    """Validates one JSON event ``{"user_id", "item_id", "type", "timestamp"?, "client_event_id"?}``.
 
     ``timestamp``: unix seconds (number or numeric string) or an ISO 8601 string (naive = UTC);
-    omitted or null means ``now`` (default: the current time).
+    omitted or null means ``now`` (default: the current time). ``client_event_id``: the
+    sender's id for the event, so that a retried request is stored once (see `Event`).
 
     Raises:
         ValueError: naming the field and what was expected.
     """
     if not isinstance(data, Mapping):
         raise ValueError(f"an event must be a JSON object, got {type(data).__name__}")
-    fields = {"user_id", "item_id", "type", "timestamp"}
+    fields = {"user_id", "item_id", "type", "timestamp", "client_event_id"}
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(f"unknown field(s) {unknown}; an event has {sorted(fields)}")
@@ -52,7 +58,8 @@ def parse_event(data: Any, now: float | None = None) -> Event:
         raise ValueError(f"'type' must be one of {list(EVENT_TYPES)}, got {kind!r}")
     raw_time = data.get("timestamp")
     timestamp = (time.time() if now is None else now) if raw_time is None else _unix_seconds(raw_time)
-    return Event(ids["user_id"], ids["item_id"], kind, timestamp)
+    client_id = _identifier(data, "client_event_id") if data.get("client_event_id") is not None else None
+    return Event(ids["user_id"], ids["item_id"], kind, timestamp, client_event_id=client_id)
 
 
 def parse_events(body: Any, known_item_ids: Container[str], max_events: int) -> list[Event]:

@@ -22,6 +22,9 @@ _LAZY = {
     "Client": "tfrecs_llm.serving.client",
     "ServingRequestError": "tfrecs_llm.serving.client",
     "EventLog": "tfrecs_llm.serving.event_log",
+    "PostgresEventLog": "tfrecs_llm.serving.event_log_postgres",
+    "open_event_log": "tfrecs_llm.serving.event_logs",
+    "RemoteModelManager": "tfrecs_llm.serving.remote",
     "ModelManager": "tfrecs_llm.serving.model_manager",
     "RequestLimits": "tfrecs_llm.serving.limits",
     "create_app": "tfrecs_llm.serving.rest",
@@ -52,6 +55,8 @@ def serve(
     log_level: str = "info",
     query_cache_size: int = 1024,
     batching: "BatchingParameters | None" = None,
+    model_server: str | None = None,
+    model_server_timeout: float = 10.0,
 ) -> None:
     """Serves ``model_base_path`` (the folder holding the integer version folders, as TF Serving's
     ``--model_base_path``) until interrupted: REST on ``rest_port``, gRPC on ``grpc_port`` if set.
@@ -59,8 +64,16 @@ def serve(
     New versions are picked up every ``poll_seconds``; ``keep_versions`` (if set) deletes older
     version folders; the query embeddings of the last ``query_cache_size`` distinct user texts are
     cached (0: off); ``batching`` runs concurrent requests as batches (``tfrecs_llm.serving.
-    batching``). Feedback goes to ``event_log_path`` (default
-    ``<model_base_path>/events.sqlite``; TF Serving ignores non-numeric entries there).
+    batching``). Feedback goes to ``event_log_path``: a SQLite file (default
+    ``<model_base_path>/events.sqlite``; TF Serving ignores non-numeric entries there) or a
+    ``postgresql://user@host:port/db`` URL, which several fronts can share.
+
+    Remote model mode: with ``model_server`` (``grpc://HOST:PORT`` of a TF Serving, or of another
+    ``tfrecs-llm serve``), no model is loaded here; predictions are asked of that server (each
+    call waits up to ``model_server_timeout`` s, UNAVAILABLE is retried twice, then answered 503)
+    and ``model_base_path`` is only read for the served version's catalog (the same folder the
+    model server loads, mounted read-only). Version management (``keep_versions``, batching, the
+    query cache, gRPC) is then the model server's.
     The endpoints have no authentication: keep the default loopback ``host`` unless a proxy in
     front of the server authenticates requests.
 
@@ -74,18 +87,28 @@ def serve(
     """
     import uvicorn
 
-    from tfrecs_llm.serving.event_log import EventLog
+    from tfrecs_llm.serving.event_logs import open_event_log
     from tfrecs_llm.serving.grpc_service import start_grpc_server
     from tfrecs_llm.serving.model_manager import ModelManager
+    from tfrecs_llm.serving.remote import RemoteModelManager, grpc_target
     from tfrecs_llm.serving.rest import create_app
 
     if not _is_loopback(host):
         logger.warning("binding %s: the endpoints are reachable from the network without authentication", host)
-    manager = ModelManager(
-        model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded, query_cache_size, batching
-    )
+    if model_server is not None:
+        local_only = {"grpc_port": grpc_port, "keep_versions": keep_versions, "batching": batching}
+        given = sorted(name for name, value in local_only.items() if value is not None)
+        if given:
+            raise ValueError(f"{', '.join(given)}: the model server's business in remote mode (--model-server)")
+        manager = RemoteModelManager(
+            grpc_target(model_server), model_name, model_base_path, poll_seconds, model_server_timeout
+        )
+    else:
+        manager = ModelManager(
+            model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded, query_cache_size, batching
+        )
+    event_log = open_event_log(event_log_path or Path(model_base_path) / "events.sqlite")
     manager.start()
-    event_log = EventLog(event_log_path or Path(model_base_path) / "events.sqlite")
     grpc_server = None
     try:
         if grpc_port is not None:

@@ -8,14 +8,16 @@ only for gRPC (tensor protos).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 DEFAULT_SIGNATURE = "serving_default"
 EXCLUSIONS_SIGNATURE = "recommend_with_exclusions"
+_T = TypeVar("_T")
 Prediction = tuple[list[str], list[float]]
 """Item ids and scores of one user text, best first."""
 
@@ -36,6 +38,8 @@ class Client:
         rest_url: e.g. ``http://127.0.0.1:8501`` (TF Serving's REST port).
         grpc_target: e.g. ``127.0.0.1:8500`` (TF Serving's gRPC port).
         timeout: seconds per request (connect and answer).
+        retries: gRPC calls answered UNAVAILABLE (server down or restarting, a full batch
+            queue) are sent again up to this many times, after 0.1 s, 0.2 s, 0.4 s, ...
     """
 
     def __init__(
@@ -45,7 +49,10 @@ class Client:
         rest_url: str | None = None,
         grpc_target: str | None = None,
         timeout: float = 10.0,
+        retries: int = 0,
     ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
         if (rest_url is None) == (grpc_target is None):
             raise ValueError(
                 "give exactly one of rest_url (e.g. http://127.0.0.1:8501) "
@@ -55,16 +62,20 @@ class Client:
         self.rest_url = rest_url.rstrip("/") if rest_url else None
         self.grpc_target = grpc_target
         self.timeout = timeout
+        self.retries = retries
         self._http: httpx.Client | None = None
         self._channel: Any = None
         if self.rest_url:
             self._http = httpx.Client(base_url=self.rest_url, timeout=timeout)
         else:
             import grpc
-            from tensorflow_serving.apis import prediction_service_pb2_grpc
+            from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-            self._channel = grpc.insecure_channel(grpc_target)
+            # A restarted server is found again within 2 s (gRPC's default backoff grows to 120 s).
+            options = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
+            self._channel = grpc.insecure_channel(grpc_target, options=options)
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+            self._model_stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def predict(
         self,
@@ -132,8 +143,11 @@ class Client:
         outputs = response.json()["outputs"]
         return outputs["item_ids"], outputs["scores"]
 
-    def _predict_grpc(self, inputs: dict[str, list], signature: str, version: int | None) -> tuple[list, list]:
-        import grpc
+    def predict_arrays(
+        self, signature: str, inputs: Mapping[str, Any], version: int | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """gRPC Predict on named arrays (any signature, any dtypes) -> (named arrays, the version
+        that answered). Raises as `predict`."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
@@ -143,19 +157,71 @@ class Client:
         if version is not None:
             request.model_spec.version.value = int(version)
         for name, value in inputs.items():
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string))
-        try:
-            response = self._stub.Predict(request, timeout=self.timeout)
-        except grpc.RpcError as error:
-            code, details = error.code(), error.details()
-            if code == grpc.StatusCode.UNAVAILABLE:
-                message = f"cannot connect to the model server at {self.grpc_target}: {details}"
-                raise ConnectionError(message) from error
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise TimeoutError(f"no answer from {self.grpc_target} within {self.timeout} s") from error
-            raise ServingRequestError(code.name, f"{self.grpc_target} answered {code.name}: {details}") from error
-        item_ids = [[i.decode() for i in row] for row in tf.make_ndarray(response.outputs["item_ids"])]
-        return item_ids, tf.make_ndarray(response.outputs["scores"]).tolist()
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        response = self._call(self._grpc_stub().Predict, request)
+        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return outputs, int(response.model_spec.version.value)
+
+    def model_status(self, version: int | None = None) -> list[tuple[int, str]]:
+        """gRPC GetModelStatus: ``(version, state)`` of each version (state e.g. AVAILABLE)."""
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = self.model_name
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        self._grpc_stub()
+        response = self._call(self._model_stub.GetModelStatus, request)
+        state = get_model_status_pb2.ModelVersionStatus.State.Name
+        return [(int(s.version), state(s.state)) for s in response.model_version_status]
+
+    def signature_defs(self, version: int | None = None) -> tuple[Any, int]:
+        """gRPC GetModelMetadata: (the ``SignatureDefMap``, the version it describes)."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = self.model_name
+        request.metadata_field.append("signature_def")
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        response = self._call(self._grpc_stub().GetModelMetadata, request)
+        signature_defs = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_defs)
+        return signature_defs, int(response.model_spec.version.value)
+
+    def _grpc_stub(self) -> Any:
+        if self._channel is None:
+            raise ValueError("this call needs gRPC: create the Client with grpc_target=HOST:PORT")
+        return self._stub
+
+    def _call(self, method: Callable[..., _T], request: Any) -> _T:
+        """One gRPC call with ``retries`` on UNAVAILABLE; errors as described in `predict`."""
+        import grpc
+
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                code, details = error.code(), error.details()
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(0.1 * 2**attempt)
+                    continue
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    message = f"cannot connect to the model server at {self.grpc_target}: {details}"
+                    raise ConnectionError(message) from error
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise TimeoutError(f"no answer from {self.grpc_target} within {self.timeout} s") from error
+                message = f"{self.grpc_target} answered {code.name}: {details}"
+                raise ServingRequestError(code.name, message) from error
+        raise AssertionError("unreachable")
+
+    def _predict_grpc(self, inputs: dict[str, list], signature: str, version: int | None) -> tuple[list, list]:
+        import numpy as np
+
+        arrays = {name: np.array(value, dtype=object) for name, value in inputs.items()}
+        outputs, _ = self.predict_arrays(signature, arrays, version)
+        item_ids = [[i.decode() for i in row] for row in outputs["item_ids"]]
+        return item_ids, outputs["scores"].tolist()
 
 
 def _padded(exclude_item_ids: Sequence[Sequence[str]], batch_size: int) -> list[list[str]]:

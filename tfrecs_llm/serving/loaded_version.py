@@ -47,8 +47,7 @@ class LoadedVersion:
         self.version = version
         self.path = path
         self.signature_defs = _read_signature_defs(path)
-        card_path = path / "assets.extra" / "model_card.json"
-        self.model_card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        self.model_card = read_model_card(path)
         register_ops(self.model_card)
         # The loaded object owns the variables the signature functions capture: keep it.
         try:
@@ -66,9 +65,7 @@ class LoadedVersion:
             else None
         )
         self.batcher = Batcher(self._run_arrays, batching) if batching is not None else None
-        items_csv = path / "assets.extra" / "items.csv"
-        data_config = DataConfig(**self.model_card.get("config", {}).get("data", {}))
-        self.builder = _user_text_builder(items_csv, data_config) if items_csv.is_file() else None
+        self.builder = catalog_builder(path, self.model_card)
 
     def input_specs(self, signature_name: str) -> dict[str, tf.TensorSpec]:
         """Input name -> TensorSpec of a signature."""
@@ -141,8 +138,19 @@ def _read_signature_defs(path: Path) -> get_model_metadata_pb2.SignatureDefMap:
     return signature_defs
 
 
-def _user_text_builder(items_csv: Path, config: DataConfig) -> UserTextBuilder:
-    """The training-time user text builder over the export's ``item_id,title`` table."""
+def read_model_card(path: Path) -> dict[str, Any]:
+    """A version's ``assets.extra/model_card.json`` ({} when absent)."""
+    card_path = path / "assets.extra" / "model_card.json"
+    return json.loads(card_path.read_text()) if card_path.is_file() else {}
+
+
+def catalog_builder(path: Path, model_card: Mapping[str, Any]) -> UserTextBuilder | None:
+    """The training-time user text builder over a version's ``assets.extra/items.csv``
+    (``item_id,title``) with the export's ``config.data``; None when the export has no items.csv."""
+    items_csv = path / "assets.extra" / "items.csv"
+    if not items_csv.is_file():
+        return None
+    config = DataConfig(**model_card.get("config", {}).get("data", {}))
     items = pd.read_csv(items_csv, dtype=str, keep_default_na=False)
     require_columns(items, ["item_id", "title"], str(items_csv))
     return UserTextBuilder(

@@ -65,6 +65,7 @@ _EVENT = {
         "item_id": {"type": "string"},
         "type": {"type": "string", "enum": list(EVENT_TYPES)},
         "timestamp": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+        "client_event_id": {"type": "string"},
     },
     "additionalProperties": False,
 }

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -23,15 +24,17 @@ from starlette.exceptions import HTTPException
 from tensorflow_serving.apis import get_model_status_pb2
 
 from tfrecs_llm.data.events import NEGATIVE_EVENT_TYPES, parse_events
-from tfrecs_llm.serving.event_log import EventLog
+from tfrecs_llm.serving.event_logs import EventStore
 from tfrecs_llm.serving.errors import InvalidRequest, ServingError
 from tfrecs_llm.serving.limits import EXCLUDE_INPUT, HISTORY_INPUT, TEXT_INPUT, RequestLimits
 from tfrecs_llm.serving.loaded_version import DEFAULT_SIGNATURE, LoadedVersion
 from tfrecs_llm.serving.model_manager import ModelManager
+from tfrecs_llm.serving.remote import RemoteModelManager, RemoteVersion
 from tfrecs_llm.serving.openapi import openapi_document
 from tfrecs_llm.serving.rest_json import decimal, from_inputs, from_instances, json_values, short
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 TRUNCATED_HEADER = "X-Tfrecs-Truncated"
 """Present when user texts were cut to ``max_text_chars``: how many were cut."""
@@ -47,9 +50,11 @@ _HTTP_STATUS = {
 
 
 def create_app(
-    manager: ModelManager, event_log: EventLog | None = None, limits: RequestLimits | None = None
+    manager: ModelManager | RemoteModelManager, event_log: EventStore | None = None,
+    limits: RequestLimits | None = None,
 ) -> FastAPI:
-    """The FastAPI app over a started `ModelManager` (feedback needs an ``event_log``)."""
+    """The FastAPI app over a started `ModelManager`, or a `RemoteModelManager` (the model on a
+    TF Serving elsewhere); feedback needs an ``event_log`` (SQLite or PostgreSQL)."""
     limits = limits or RequestLimits()
     app = FastAPI(title="tfrecs_llm serving", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
     app.openapi = lambda: openapi_document(app, manager.model_name)  # type: ignore[method-assign]
@@ -99,7 +104,7 @@ def create_app(
             events = parse_events(body, model.builder.item_titles, limits.max_batch_size)
         except ValueError as error:
             raise InvalidRequest(str(error)) from error
-        ids = await run_in_threadpool(log.append, events)
+        ids = await run_in_threadpool(_unavailable_on_connection_error, log.append, events)
         return _json({"accepted": len(ids), "event_ids": ids}, headers=_headers(model, 0))
 
     @app.post("/v1/users/{user_id}:recommend")
@@ -112,14 +117,14 @@ def create_app(
             raise InvalidRequest("'free_text' must be a string and 'exclude_seen' a boolean")
         log, model = _event_log_and_model(event_log, manager)
         payload, truncated = await run_in_threadpool(
-            _recommend_user, model, log, user_id, free_text, exclude_seen, limits
+            _unavailable_on_connection_error, _recommend_user, model, log, user_id, free_text, exclude_seen, limits
         )
         return _json(payload, headers=_headers(model, truncated))
 
     return app
 
 
-def _run_predict(model: LoadedVersion, body: Any, limits: RequestLimits) -> tuple[dict, int]:
+def _run_predict(model: LoadedVersion | RemoteVersion, body: Any, limits: RequestLimits) -> tuple[dict, int]:
     """A TF Serving predict body -> (response JSON, number of truncated texts)."""
     if not isinstance(body, dict):
         raise InvalidRequest(f"JSON Value: {short(body)} Is not object")
@@ -150,7 +155,7 @@ def _run_predict(model: LoadedVersion, body: Any, limits: RequestLimits) -> tupl
 
 
 def _recommend_user(
-    model: LoadedVersion, log: EventLog, user_id: str, free_text: str, exclude_seen: bool, limits: RequestLimits
+    model: LoadedVersion | RemoteVersion, log: EventStore, user_id: str, free_text: str, exclude_seen: bool, limits: RequestLimits
 ) -> tuple[dict, int]:
     """Builds the user's text from the event log as in training; excludes what they have seen.
 
@@ -182,13 +187,23 @@ def _recommend_user(
     return {**payload, "recommendations": recommendations}, truncated
 
 
+def _unavailable_on_connection_error(function: Callable[..., _T], *args: Any) -> _T:
+    """``function(*args)``; an unreachable event database becomes 503 (UNAVAILABLE)."""
+    try:
+        return function(*args)
+    except ConnectionError as error:
+        raise ServingError(str(error), "UNAVAILABLE") from error
+
+
 def _one_row(values: list[str]) -> np.ndarray:
     row = np.empty((1, len(values)), dtype=object)
     row[0, :] = values
     return row
 
 
-def _event_log_and_model(event_log: EventLog | None, manager: ModelManager) -> tuple[EventLog, LoadedVersion]:
+def _event_log_and_model(
+    event_log: EventStore | None, manager: ModelManager | RemoteModelManager
+) -> tuple[EventStore, LoadedVersion | RemoteVersion]:
     """The event log and the latest version, which must have a catalog (``items.csv``)."""
     if event_log is None:
         raise ServingError("this server runs without an event log; start it with one for feedback", "UNAVAILABLE")
@@ -231,7 +246,7 @@ def _requested_version(request: Request) -> int | None:
     return None if text is None else int(text)
 
 
-def _headers(model: LoadedVersion, truncated: int) -> dict[str, str]:
+def _headers(model: LoadedVersion | RemoteVersion, truncated: int) -> dict[str, str]:
     return {VERSION_HEADER: str(model.version), **({TRUNCATED_HEADER: str(truncated)} if truncated else {})}
 
 
