@@ -3,7 +3,9 @@
 The server runs in a child process on 127.0.0.1; the clients (threads of this process) send
 single-text predict requests back to back at 1, 4, 16 and 64 concurrent clients, ``--seconds``
 each, first with batching off, then on (the export's recommended batching parameters, or
-``--max-batch-size`` / ``--batch-timeout-micros``). The same run measures the limit: one client
+``--max-batch-size`` / ``--batch-timeout-micros``) with the local server's scheduling (a batch
+starts as soon as a batch thread is free, ``dispatch_when_idle``), then on with TF Serving's
+rule (a batch closes when full or at its timeout). The same run measures the limit: one client
 sending batches of 64 texts (texts/s). Writes benchmarks/results/batching_load.json and .png.
 
     python -m benchmarks.batching_load [--seconds 20] [--model-base-path saved_models/demo]
@@ -12,6 +14,7 @@ sending batches of 64 texts (texts/s). Writes benchmarks/results/batching_load.j
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -35,10 +38,14 @@ from tfrecs_llm.export.layout import versions
 LEVELS = (1, 4, 16, 64)
 
 
-def _serve(base: str, name: str, port: int, events: str, batching: str | None) -> None:
+def _serve(base: str, name: str, port: int, events: str, batching: str | None, idle: bool) -> None:
+    import dataclasses
+
     from tfrecs_llm.serving import serve
 
     parameters = BatchingParameters.from_text(batching) if batching else None
+    if parameters is not None:
+        parameters = dataclasses.replace(parameters, dispatch_when_idle=idle)
     serve(base, name, host=HOST, rest_port=port, event_log_path=events, log_level="warning",
           query_cache_size=0, batching=parameters)
 
@@ -80,18 +87,22 @@ def run_mode(base: Path, titles: list[str], batching: BatchingParameters | None,
     url = f"http://{HOST}:{port}"
     events = Path(tempfile.mkdtemp(prefix="batching_load_")) / "events.sqlite"
     server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(str(base), base.name, port, str(events), batching.to_text() if batching else None),
+        target=_serve,
+        args=(str(base), base.name, port, str(events), batching.to_text() if batching else None,
+              batching.dispatch_when_idle if batching else False),
         daemon=True,
     )
     server.start()
     try:
         _wait_until_ready(url, base.name, server, timeout=600)
         _load(url, base.name, titles, 4, min(5.0, seconds), 1)  # warm-up
-        result = {"batching": batching.to_text() if batching else None, "levels": []}
+        mode = "off" if batching is None else ("on, dispatch when idle" if batching.dispatch_when_idle else "on, timeout")
+        result = {"batching": batching.to_text() if batching else None, "levels": [],
+                  "dispatch_when_idle": batching.dispatch_when_idle if batching else None}
         for clients in LEVELS:
-            print(f"batching {'on' if batching else 'off'}: {clients} client(s) for {seconds:g} s", flush=True)
+            print(f"batching {mode}: {clients} client(s) for {seconds:g} s", flush=True)
             result["levels"].append(_load(url, base.name, titles, clients, seconds, 1))
-        print(f"batching {'on' if batching else 'off'}: batches of 64 texts, 1 client", flush=True)
+        print(f"batching {mode}: batches of 64 texts, 1 client", flush=True)
         result["batch_64"] = _load(url, base.name, titles, 1, seconds, 64)
         return result
     finally:
@@ -108,7 +119,8 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for mode, label in (("off", "batching off"), ("on", "batching on")):
+    for mode, label in (("off", "batching off"), ("on", "batching on (dispatch when idle)"),
+                        ("on_timeout", "batching on (TF Serving's timeout rule)")):
         levels = result[mode]["levels"]
         clients = [level["clients"] for level in levels]
         axes[0].plot(clients, [level["requests_per_second"] for level in levels], marker="o", label=label)
@@ -152,6 +164,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     result["off"] = run_mode(base, titles, None, args.seconds)
     result["on"] = run_mode(base, titles, batching, args.seconds)
+    result["on_timeout"] = run_mode(base, titles, dataclasses.replace(batching, dispatch_when_idle=False), args.seconds)
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                          "load_average_1min_at_start": round(load_before, 2),
                          "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
@@ -164,11 +177,18 @@ def main() -> None:
         "16_clients_p99_ms": on[16]["p99_ms"],
         "1_client_p50_on_vs_off": round(on[1]["p50_ms"] / off[1]["p50_ms"], 3),
     }
+    timeout_rule = {level["clients"]: level for level in result["on_timeout"]["levels"]}
+    result["timeout_rule"] = {
+        "16_clients_vs_batch_64": round(timeout_rule[16]["requests_per_second"] / limit, 3),
+        "16_clients_on_vs_off": round(timeout_rule[16]["requests_per_second"] / off[16]["requests_per_second"], 3),
+        "16_clients_p99_ms": timeout_rule[16]["p99_ms"],
+        "1_client_p50_on_vs_off": round(timeout_rule[1]["p50_ms"] / off[1]["p50_ms"], 3),
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.output.with_suffix(".png"))
-    print(json.dumps(result["targets"], indent=2))
-    for mode in ("off", "on"):
+    print(json.dumps({"dispatch_when_idle": result["targets"], "timeout_rule": result["timeout_rule"]}, indent=2))
+    for mode in ("off", "on", "on_timeout"):
         for level in result[mode]["levels"]:
             print(mode, level["clients"], level["requests_per_second"], level["p50_ms"], level["p99_ms"], level["errors"])
     print("batch 64 texts/s", limit)

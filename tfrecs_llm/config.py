@@ -41,6 +41,9 @@ class EncoderConfig:
     jit_compile: exported SavedModels run BERT compiled by XLA (``tfrecs_llm.text.compiled``),
         about 1.3x faster per query and per batch on CPU. CPU TF Serving refuses XLA programs
         unless started with ``--xla_cpu_compilation_enabled=true``, so it is off by default.
+    query_layers: transformer layers of the query tower's encoder: the checkpoint's first N
+        (``tfrecs_llm.text.shallow``), 0 = all. Item descriptions always use the full encoder
+        (offline, once per item); a shallower query encoder answers requests faster.
     """
 
     preset: str = DEFAULT_PRESET
@@ -50,8 +53,11 @@ class EncoderConfig:
     lora_rank: int = 4
     mixed_precision: bool = False
     jit_compile: bool = False
+    query_layers: int = 0
 
     def validate(self) -> None:
+        if isinstance(self.query_layers, bool) or not isinstance(self.query_layers, int) or self.query_layers < 0:
+            raise ValueError(f"encoder.query_layers must be an integer >= 0 (0 = all layers), got {self.query_layers!r}")
         if self.trainable not in ENCODER_TRAINABLE_MODES:
             raise ValueError(
                 f"encoder.trainable must be one of {ENCODER_TRAINABLE_MODES}, got {self.trainable!r}"

@@ -47,7 +47,8 @@ def _echo_batcher(params: BatchingParameters, calls: list) -> Batcher:
 
 def test_concurrent_calls_share_batches_and_get_their_own_rows_back() -> None:
     calls: list[int] = []
-    batcher = _echo_batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=20_000), calls)
+    batcher = _echo_batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=20_000, dispatch_when_idle=False),
+                            calls)
     texts = [f"text {i}".encode() * (i + 1) for i in range(24)]
 
     def one(i: int):
@@ -62,7 +63,8 @@ def test_concurrent_calls_share_batches_and_get_their_own_rows_back() -> None:
 
 def test_a_failing_request_fails_alone() -> None:
     calls: list[int] = []
-    batcher = _echo_batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=50_000), calls)
+    batcher = _echo_batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=50_000, dispatch_when_idle=False),
+                            calls)
     inputs = [{"user_text": np.array([t], object), "exclude": np.zeros((1, 0), object)} for t in (b"ok", b"boom", b"fine")]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(batcher.run, "s", x) for x in inputs]
@@ -74,6 +76,30 @@ def test_a_failing_request_fails_alone() -> None:
                 outcomes.append(str(error))
     batcher.close()
     assert outcomes == [[b"ok"], "bad input", [b"fine"]]
+
+
+def test_when_idle_a_lone_request_starts_at_once_and_busy_threads_let_batches_grow() -> None:
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def execute(signature, inputs):
+        calls.append(inputs["user_text"].tolist())
+        started.set()
+        release.wait(10)
+        return {"echo": inputs["user_text"]}
+
+    # A timeout of an hour: a request that waited for it would never come back within the test.
+    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=3_600_000_000, num_batch_threads=1)
+    batcher = Batcher(execute, params)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(batcher.run, "s", {"user_text": np.array([b"first"], object)})
+        assert started.wait(10)  # started without waiting for the timeout
+        later = [pool.submit(batcher.run, "s", {"user_text": np.array([f"r{i}".encode()], object)}) for i in range(6)]
+        time.sleep(0.3)  # the six queue up behind the busy thread
+        release.set()
+        assert first.result(timeout=10)["echo"].tolist() == [b"first"]
+        assert [f.result(timeout=10)["echo"].tolist() for f in later] == [[f"r{i}".encode()] for i in range(6)]
+    batcher.close()
+    assert calls[0] == [b"first"] and sorted(len(c) for c in calls[1:]) == [2, 4]  # a full batch, then the rest
 
 
 def test_a_full_queue_is_unavailable() -> None:

@@ -95,7 +95,9 @@ def test_serve_takes_one_flag_style_and_tf_servings_spellings() -> None:
     # Every flag has the dashed spelling; underscores only as TF Serving's aliases.
     assert all("_" not in flag for flag in flags if flag not in
                {"--model_base_path", "--model_name", "--rest_api_port", "--file_system_poll_wait_seconds",
-                "--keep_versions", "--enable_batching", "--batching_parameters_file"})
+                "--keep_versions", "--enable_batching", "--no-enable_batching", "--batching_parameters_file"})
+    assert ours.enable_batching and not parser.parse_args(["serve", "--model-base-path", "m",
+                                                           "--no-enable-batching"]).enable_batching
 
 
 def test_serve_in_remote_mode_refuses_what_belongs_to_the_model_server(tmp_path) -> None:

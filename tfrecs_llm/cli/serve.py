@@ -37,8 +37,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="seconds per call to --model-server (default 10); past it the front answers 503")
     serve.add_argument("--query-cache-size", type=int, default=1024,
                        help="query embeddings of this many recent distinct user texts are kept (default 1024; 0: off)")
-    serve.add_argument("--enable-batching", "--enable_batching", dest="enable_batching", action="store_true",
-                       help="run concurrent requests of one signature as one batch (TF Serving's flag)")
+    serve.add_argument("--enable-batching", "--enable_batching", dest="enable_batching",
+                       action=argparse.BooleanOptionalAction, default=True,
+                       help="run concurrent requests of one signature as one batch (TF Serving's flag; on by "
+                            "default here: it wins at every concurrency, benchmarks/results/batching_load.json); "
+                            "--no-enable-batching turns it off; ignored with --model-server")
     serve.add_argument("--batching-parameters-file", "--batching_parameters_file", dest="batching_parameters_file",
                        help="TF Serving's batching parameters (text proto); default: the newest export's "
                             "assets.extra/batching_parameters.txt")
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--query-cache-size must be >= 0, got {args.query_cache_size}")
     if args.model_server_timeout <= 0:
         raise ValueError(f"--model-server-timeout must be > 0, got {args.model_server_timeout}")
-    batching = _batching(base, args) if args.enable_batching else None
+    # In remote mode batching is the model server's (TF Serving's own --enable_batching).
+    batching = _batching(base, args) if args.enable_batching and not args.model_server else None
     serve(
         base,
         args.model_name or base.name,

@@ -311,8 +311,10 @@ def _pretrained_space(
 ) -> tuple[np.ndarray, EmbedTexts, str]:
     """Pooled pretrained embeddings of the item texts ``[num_items, hidden_dim]``, a user-text
     embedder in the same space, and where the encoder came from."""
-    if encoder is None and recommender is not None and recommender.config.encoder.trainable == "frozen":
-        # A frozen model's encoder is the pretrained one, and its cache already holds the pooled
+    whole_frozen = recommender is not None and recommender.config.encoder.trainable == "frozen" \
+        and recommender.config.encoder.query_layers == 0
+    if encoder is None and whole_frozen:
+        # A frozen model's encoder (all of its layers) is the pretrained one, and its cache already holds the pooled
         # user-text embeddings the model was scored with: zero-shot reuses them, halving BERT time.
         cached = _catalog_text_embeddings(recommender, items, texts)
         if cached is None:

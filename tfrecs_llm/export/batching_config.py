@@ -12,13 +12,21 @@ FILE_NAME = "batching_parameters.txt"
 
 @dataclass(frozen=True)
 class BatchingParameters:
-    """TF Serving's ``BatchingParameters`` (the fields this server uses)."""
+    """TF Serving's ``BatchingParameters`` (the fields this server uses), and the local
+    server's own scheduling choice ``dispatch_when_idle`` (not part of TF Serving's file).
+
+    dispatch_when_idle: the local server starts a batch at once when a batch thread is free,
+        and while every thread is busy keeps adding requests to it (up to ``max_batch_size``):
+        a lone request never waits for ``batch_timeout_micros``, and batches grow with the
+        load. False: TF Serving's rule (a batch closes when full or at its timeout).
+    """
 
     max_batch_size: int = 32
     batch_timeout_micros: int = 2000
     max_enqueued_batches: int = 64
     num_batch_threads: int = 2
     allowed_batch_sizes: tuple[int, ...] = field(default_factory=tuple)
+    dispatch_when_idle: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):

@@ -114,7 +114,8 @@ def export_tf_serving(
         retriever.model.item_tower,
         stage,
         index_config.k,
-        embeds_items=retriever.config.encoder.trainable == "frozen"
+        # embed_items runs the query tower's encoder: right only when items used that one too.
+        embeds_items=(retriever.config.encoder.trainable == "frozen" and retriever.config.encoder.query_layers == 0)
         or retriever.config.model.item_text_encoder == "bag_of_words",
         jit_compile=retriever.config.encoder.jit_compile,
     )

@@ -9,6 +9,10 @@ sizes, e.g. XLA, then see only those). Requests' string matrices of different wi
 (``exclude_item_ids``, ``history_item_ids``) are padded with ``""``, which every signature
 ignores, and each request gets exactly its own rows back. A batch that fails runs its requests
 one by one, so one bad request never fails the others.
+
+With ``dispatch_when_idle`` (the local server's default), a batch also starts as soon as a batch
+thread is free, and while all of them are busy it keeps growing instead of closing at its
+timeout: one request alone pays no timeout, and under load batches fill up by themselves.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tfrecs_llm.export.batching_config import BatchingParameters
 from tfrecs_llm.serving.errors import ServingError
 
 Execute = Callable[[str, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+_WAKE = "wake"  # queued by a finished batch: a batch thread is free
 
 
 @dataclass
@@ -42,9 +47,11 @@ class Batcher:
     def __init__(self, execute: Execute, parameters: BatchingParameters) -> None:
         self.parameters = parameters
         self._execute = execute
-        self._queue: "queue.Queue[_Task | None]" = queue.Queue()
+        self._queue: "queue.Queue[_Task | str | None]" = queue.Queue()
         self._waiting = threading.Semaphore(parameters.max_enqueued_batches * parameters.max_batch_size)
         self._pool = ThreadPoolExecutor(parameters.num_batch_threads, thread_name_prefix="batch")
+        self._busy = 0  # batches submitted and not finished; changed under _busy_lock
+        self._busy_lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._collect, name="batch-scheduler", daemon=True)
         self._thread.start()
@@ -71,8 +78,10 @@ class Batcher:
         pending: dict[str, list[_Task]] = {}
         opened: dict[str, float] = {}
         timeout = self.parameters.batch_timeout_micros / 1e6
+        idle_dispatch = self.parameters.dispatch_when_idle
         while True:
-            waits = [opened[s] + timeout - time.monotonic() for s in pending]
+            # Waiting for a timeout only matters when a batch may close at it.
+            waits = [] if idle_dispatch and not self._free() else [opened[s] + timeout - time.monotonic() for s in pending]
             try:
                 task = self._queue.get(timeout=max(0.0, min(waits)) if waits else None)
             except queue.Empty:
@@ -81,7 +90,7 @@ class Batcher:
                 for tasks in pending.values():
                     self._submit(tasks)
                 return
-            if task:
+            if isinstance(task, _Task):
                 batch = pending.setdefault(task.signature, [])
                 if sum(t.rows for t in batch) + task.rows > self.parameters.max_batch_size:
                     self._submit(pending.pop(task.signature))
@@ -90,17 +99,32 @@ class Batcher:
                 batch.append(task)
                 opened.setdefault(task.signature, time.monotonic())
             now = time.monotonic()
-            for signature in list(pending):
+            for signature in sorted(pending, key=opened.__getitem__):  # oldest batch first
                 full = sum(t.rows for t in pending[signature]) >= self.parameters.max_batch_size
-                if full or now >= opened[signature] + timeout:
+                due = self._free() if idle_dispatch else now >= opened[signature] + timeout
+                if full or due:
                     self._submit(pending.pop(signature))
                     opened.pop(signature)
 
+    def _free(self) -> bool:
+        with self._busy_lock:
+            return self._busy < self.parameters.num_batch_threads
+
     def _submit(self, tasks: list[_Task]) -> None:
+        with self._busy_lock:
+            self._busy += 1
         self._pool.submit(self._run_batch, tasks)
 
     def _run_batch(self, tasks: list[_Task]) -> None:
         self._waiting.release(len(tasks))  # running, no longer waiting
+        try:
+            self._run_tasks(tasks)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+            self._queue.put(_WAKE)  # the scheduler may start the next batch now
+
+    def _run_tasks(self, tasks: list[_Task]) -> None:
         try:
             merged, total = merge([t.inputs for t in tasks], self.parameters.allowed_batch_sizes)
             outputs = self._execute(tasks[0].signature, merged)

@@ -35,6 +35,7 @@ from tfrecs_llm.models.retrieval import TwoTowerModel
 from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.ranking.topics import ItemTables
 from tfrecs_llm.text.encoder import TextEncoder
+from tfrecs_llm.text.shallow import query_encoder
 from tfrecs_llm.text.finetune import apply_finetune_mode
 from tfrecs_llm.text.presets import load_encoder
 from tfrecs_llm.training.ranker import has_ranker, restore_ranker, save_ranker
@@ -128,6 +129,7 @@ def load_model_dir(
     items = load_items(path / "items.csv")
     if encoder is None:
         encoder = load_encoder(config.encoder)
+    encoder = query_encoder(encoder, config.encoder)
     apply_finetune_mode(encoder, config.encoder)
     catalog = Catalog.build(items)
     embeddings_file = path / "item_text_embeddings.npy"

@@ -28,6 +28,7 @@ from tfrecs_llm.models.retrieval import make_retrieval_task
 from tfrecs_llm.models.retriever import Retriever
 from tfrecs_llm.models.sequential import SequentialTwoTowerModel
 from tfrecs_llm.text.encoder import TextEncoder, embed_texts
+from tfrecs_llm.text.shallow import query_encoder
 from tfrecs_llm.text.finetune import apply_finetune_mode
 from tfrecs_llm.text.preprocessing import tokenize_in_pipeline
 from tfrecs_llm.text.presets import load_encoder
@@ -66,10 +67,13 @@ def train_two_tower(
     with strategy.scope():
         if encoder is None:
             encoder = load_encoder(config.encoder)
+        item_encoder = encoder
+        # Item descriptions: the full encoder, once; the query tower: its first query_layers layers.
+        encoder = query_encoder(item_encoder, config.encoder)
         apply_finetune_mode(encoder, config.encoder, for_training=True)
     check_created_in_scope(encoder.weights, strategy, "the text encoder")
     def embed_catalog(texts: list[str]) -> np.ndarray:
-        return embed_texts(encoder, texts, verbose=verbose, description="embedding catalog")
+        return embed_texts(item_encoder, texts, verbose=verbose, description="embedding catalog")
 
     pretrained_items = config.model.item_text_encoder == "pretrained"
     catalog = Catalog.build(items, embed_catalog if pretrained_items else None)

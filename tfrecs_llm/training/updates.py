@@ -45,7 +45,7 @@ def extend_catalog(
 
     ``item_encoder`` embeds the new descriptions for the ``pretrained`` item text encoder; it
     must be the encoder that embedded the catalog: by default the retriever's encoder when BERT
-    is frozen, and a fresh copy of the pretrained checkpoint (``config.encoder``) when the
+    is frozen and whole (``encoder.query_layers`` 0), and a fresh copy of the pretrained checkpoint (``config.encoder``) when the
     query tower's BERT was fine-tuned (item features always come from the pretrained weights).
     The ``bag_of_words`` item encoder reads the new texts directly.
 
@@ -82,8 +82,9 @@ def _reject_known_ids(table: pd.DataFrame, catalog: Catalog, source: str) -> Non
 
 
 def _item_text_encoder(retriever: Retriever) -> TextEncoder:
-    """The encoder that embedded the catalog: BERT as pretrained (never the fine-tuned one)."""
-    if retriever.config.encoder.trainable == "frozen":
+    """The encoder that embedded the catalog: BERT as pretrained (never the fine-tuned one), all
+    of its layers (the query tower's may be fewer, ``encoder.query_layers``)."""
+    if retriever.config.encoder.trainable == "frozen" and retriever.config.encoder.query_layers == 0:
         return retriever.encoder
     encoder = load_encoder(retriever.config.encoder)
     encoder.trainable = False
