@@ -6,7 +6,8 @@ each, first with batching off, then on (the export's recommended batching parame
 ``--max-batch-size`` / ``--batch-timeout-micros``) with the local server's scheduling (a batch
 starts as soon as a batch thread is free, ``dispatch_when_idle``), then on with TF Serving's
 rule (a batch closes when full or at its timeout). The same run measures the limit: one client
-sending batches of 64 texts (texts/s). Writes benchmarks/results/batching_load.json and .png.
+sending batches of 64 texts (texts/s), and of 16 texts (the most 16 single-text clients can
+ever merge into one batch). Writes benchmarks/results/batching_load.json and .png.
 
     python -m benchmarks.batching_load [--seconds 20] [--model-base-path saved_models/demo]
 """
@@ -104,6 +105,9 @@ def run_mode(base: Path, titles: list[str], batching: BatchingParameters | None,
             result["levels"].append(_load(url, base.name, titles, clients, seconds, 1))
         print(f"batching {mode}: batches of 64 texts, 1 client", flush=True)
         result["batch_64"] = _load(url, base.name, titles, 1, seconds, 64)
+        # 16 single-text clients never form a batch over 16 texts: this is their ceiling.
+        print(f"batching {mode}: batches of 16 texts, 1 client", flush=True)
+        result["batch_16"] = _load(url, base.name, titles, 1, seconds, 16)
         return result
     finally:
         server.terminate()
@@ -173,6 +177,8 @@ def main() -> None:
     limit = result["on"]["batch_64"]["texts_per_second"]
     result["targets"] = {
         "16_clients_vs_batch_64": round(on[16]["requests_per_second"] / limit, 3),
+        "16_clients_vs_batch_16": round(on[16]["requests_per_second"] / result["on"]["batch_16"]["texts_per_second"], 3),
+        "batch_16_vs_batch_64": round(result["on"]["batch_16"]["texts_per_second"] / limit, 3),
         "16_clients_on_vs_off": round(on[16]["requests_per_second"] / off[16]["requests_per_second"], 3),
         "16_clients_p99_ms": on[16]["p99_ms"],
         "1_client_p50_on_vs_off": round(on[1]["p50_ms"] / off[1]["p50_ms"], 3),
@@ -191,7 +197,7 @@ def main() -> None:
     for mode in ("off", "on", "on_timeout"):
         for level in result[mode]["levels"]:
             print(mode, level["clients"], level["requests_per_second"], level["p50_ms"], level["p99_ms"], level["errors"])
-    print("batch 64 texts/s", limit)
+    print("batch 64 texts/s", limit, "batch 16 texts/s", result["on"]["batch_16"]["texts_per_second"])
     print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
 
 

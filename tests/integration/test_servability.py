@@ -83,3 +83,22 @@ def test_missing_compiler_raises_an_actionable_error(monkeypatch, tmp_path) -> N
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
     with pytest.raises(ServabilityToolError, match="no C\\+\\+ compiler found .* CXX"):
         build_load_and_run(tmp_path)
+
+
+def test_a_shallow_query_encoder_with_batching_parameters_serves_on_stock(tmp_path) -> None:
+    """encoder.query_layers: the export holds a 1-layer query BERT; it uses only stock ops, the
+    C++ loader serves it with the in-process answers, and it carries its batching parameters."""
+    from tfrecs_llm.export.batching_config import FILE_NAME, BatchingParameters
+
+    overrides = {"train.epochs": 2, "train.batch_size": 32, "encoder.sequence_length": 32, "encoder.query_layers": 1}
+    shallow = Recommender.train(tiny_items(per_topic=30), tiny_interactions(), Config().with_overrides(overrides),
+                                encoder=make_tiny_encoder(), verbose=False)
+    assert int(shallow.encoder.backbone.num_layers) == 1
+    export = shallow.export(tmp_path, "shallow", index_kind="brute_force", k=5)
+    report = audit_saved_model(export, "stock")
+    assert report.ok and "FastWordpieceTokenizeWithOffsets" in report.ops_from("tensorflow_text")
+    result = check_servable(export, "stock", TEXTS)
+    assert result.ok, result.error
+    for expected, served in zip(shallow.recommend(TEXTS, k=5), result.recommendations, strict=True):
+        assert [item for item, _ in served] == [item for item, _ in expected]
+    assert BatchingParameters.from_file(export / "assets.extra" / FILE_NAME).max_batch_size >= 1
