@@ -137,8 +137,10 @@ class Workload:
             return Sample(kind, time.perf_counter() - started, f"{type(error).__name__}: {error}")
 
 
-def run_level(url: str, workload: Workload, concurrency: int, seconds: float, seed: int) -> dict:
-    """``concurrency`` clients sending requests back to back for ``seconds``; returns the stats."""
+def run_level(url: str | list[str], workload: Workload, concurrency: int, seconds: float, seed: int) -> dict:
+    """``concurrency`` clients sending requests back to back for ``seconds``; returns the stats.
+    With several ``url`` s, client i talks to ``url[i % len(url)]``."""
+    urls = [url] if isinstance(url, str) else url
     samples: list[Sample] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -146,7 +148,7 @@ def run_level(url: str, workload: Workload, concurrency: int, seconds: float, se
     def client(index: int) -> None:
         rng = random.Random(seed * 1000 + index)
         mine = []
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=urls[index % len(urls)], timeout=60) as http:
             while time.monotonic() < deadline:
                 mine.append(workload.request(http, rng))
         with lock:

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import platform
 import random
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pandas as pd
 
 from benchmarks.load_test import (
     DEFAULT_MODEL_BASE_PATH, HOST, MIX, RESULTS, Sample, Workload, _free_port, _wait_until_ready,
-    build_sample_export, check_rows, run_clients, summarize,
+    build_sample_export, check_rows, run_level,
 )
 from tests.postgres_server import fresh_database, running_postgres
 from tfrecs_llm.export.layout import versions
@@ -87,23 +86,6 @@ class RetryingWorkload(Workload):
             return Sample(kind, time.perf_counter() - started, f"{type(error).__name__}: {error}")
 
 
-def run_level(workload: RetryingWorkload, clients: int, seconds: float, seed: int) -> dict:
-    samples: list[Sample] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def client(index: int) -> None:
-        rng = random.Random(seed * 1000 + index)
-        mine = []
-        with httpx.Client(base_url=workload.fronts[index % len(workload.fronts)], timeout=60) as http:
-            while time.monotonic() < deadline:
-                mine.append(workload.request(http, rng))
-        with lock:
-            samples.extend(mine)
-
-    return summarize(samples, clients, run_clients(client, clients))
-
-
 def _start(target, args: tuple) -> multiprocessing.Process:
     process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
     process.start()
@@ -134,12 +116,12 @@ def measure(base: Path, fronts: int, clients: int, seconds: float, server_url: s
         extra = base / str(versions(base)[-1]) / "assets.extra"
         catalog = pd.read_csv(extra / "items.csv", dtype=str, keep_default_na=False)
         workload = RetryingWorkload(base.name, catalog["item_id"].tolist(), catalog["title"].tolist(), fronts=urls)
-        run_level(workload, 2, min(5.0, seconds), seed=0)  # warm-up, not reported
+        run_level(urls, workload, 2, min(5.0, seconds), seed=0)  # warm-up, not reported
         workload.acknowledged.clear()
         with psycopg.connect(database) as connection:
             connection.execute("DELETE FROM events")
         print(f"{fronts} front(s), {clients} clients for {seconds:g} s ...", flush=True)
-        level = run_level(workload, clients, seconds, seed=fronts)
+        level = run_level(urls, workload, clients, seconds, seed=fronts)
     finally:
         _stop(processes)
     with psycopg.connect(database) as connection:

@@ -16,9 +16,9 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from tfrecs_llm.data.events import EVENT_TYPES, Event
+from tfrecs_llm.serving.event_reads import EventReads
 
 _TYPES = ", ".join(repr(t) for t in EVENT_TYPES)
 MIGRATIONS: tuple[str, ...] = (
@@ -42,10 +42,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-COLUMNS = "event_id, user_id, item_id, type, timestamp, client_event_id"
 
 
-class EventLog:
+class EventLog(EventReads):
     """Append and read feedback events in a SQLite file (created if missing); thread-safe.
 
     Raises (on open):
@@ -99,38 +98,6 @@ class EventLog:
                 raise
         return ids
 
-    def user_events(self, user_id: str, limit: int | None = None) -> list[Event]:
-        """A user's events, oldest first (ties in time keep arrival order); with ``limit``, only
-        the ``limit`` most recent ones (read through the ``events_by_user`` index)."""
-        if limit is None:
-            return self._select(
-                f"SELECT {COLUMNS} FROM events WHERE user_id = ? ORDER BY timestamp, event_id",
-                (user_id,),
-            )
-        newest = self._select(
-            f"SELECT {COLUMNS} FROM events WHERE user_id = ? ORDER BY timestamp DESC, event_id DESC LIMIT ?",
-            (user_id, int(limit)),
-        )
-        return newest[::-1]
-
-    def events_since(
-        self, after_event_id: int = 0, since_timestamp: float | None = None, limit: int | None = None
-    ) -> list[Event]:
-        """Events with ``event_id > after_event_id`` (and ``timestamp >= since_timestamp``), by id.
-
-        Feed the largest ``event_id`` seen back in to read only what arrived since.
-        """
-        query = f"SELECT {COLUMNS} FROM events WHERE event_id > ?"
-        parameters: list[Any] = [after_event_id]
-        if since_timestamp is not None:
-            query += " AND timestamp >= ?"
-            parameters.append(float(since_timestamp))
-        query += " ORDER BY event_id"
-        if limit is not None:
-            query += " LIMIT ?"
-            parameters.append(int(limit))
-        return self._select(query, tuple(parameters))
-
     def count(self) -> int:
         """How many events are stored."""
         with self._lock:
@@ -169,8 +136,6 @@ class EventLog:
                 self._connection.execute("ROLLBACK")
                 raise
 
-    def _select(self, query: str, parameters: tuple) -> list[Event]:
+    def _rows(self, query: str, parameters: tuple) -> list[tuple]:
         with self._lock:
-            rows = self._connection.execute(query, parameters).fetchall()
-        return [Event(user_id, item_id, kind, ts, event_id, client_id)
-                for event_id, user_id, item_id, kind, ts, client_id in rows]
+            return self._connection.execute(query, parameters).fetchall()

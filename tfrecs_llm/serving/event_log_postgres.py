@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tfrecs_llm.data.events import EVENT_TYPES, Event
+from tfrecs_llm.serving.event_reads import EventReads
 
 _TYPES = ", ".join(repr(t) for t in EVENT_TYPES)
 MIGRATIONS: tuple[str, ...] = (
@@ -39,7 +40,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-COLUMNS = "event_id, user_id, item_id, type, timestamp, client_event_id"
 _MIGRATION_LOCK = 7_310_001  # advisory lock keys of this package
 _APPEND_LOCK = 7_310_002
 
@@ -49,7 +49,7 @@ def is_postgres_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-class PostgresEventLog:
+class PostgresEventLog(EventReads):
     """Append and read feedback events in PostgreSQL; thread-safe (a connection pool).
 
     Args:
@@ -62,6 +62,8 @@ class PostgresEventLog:
             it, without password).
         ValueError: (on open) the database holds a newer schema than this package knows.
     """
+
+    mark = "%s"
 
     def __init__(self, url: str, max_connections: int = 8, timeout: float = 10.0) -> None:
         from psycopg_pool import ConnectionPool
@@ -117,34 +119,6 @@ class PostgresEventLog:
                 ids.append(int(row[0]))
         return ids
 
-    def user_events(self, user_id: str, limit: int | None = None) -> list[Event]:
-        """A user's events, oldest first (ties in time keep arrival order); with ``limit``, only
-        the ``limit`` most recent ones (read through the ``events_by_user`` index)."""
-        if limit is None:
-            return self._select(
-                f"SELECT {COLUMNS} FROM events WHERE user_id = %s ORDER BY timestamp, event_id", (user_id,)
-            )
-        newest = self._select(
-            f"SELECT {COLUMNS} FROM events WHERE user_id = %s ORDER BY timestamp DESC, event_id DESC LIMIT %s",
-            (user_id, int(limit)),
-        )
-        return newest[::-1]
-
-    def events_since(
-        self, after_event_id: int = 0, since_timestamp: float | None = None, limit: int | None = None
-    ) -> list[Event]:
-        """Events with ``event_id > after_event_id`` (and ``timestamp >= since_timestamp``), by id."""
-        query = f"SELECT {COLUMNS} FROM events WHERE event_id > %s"
-        parameters: list[Any] = [after_event_id]
-        if since_timestamp is not None:
-            query += " AND timestamp >= %s"
-            parameters.append(float(since_timestamp))
-        query += " ORDER BY event_id"
-        if limit is not None:
-            query += " LIMIT %s"
-            parameters.append(int(limit))
-        return self._select(query, tuple(parameters))
-
     def count(self) -> int:
         """How many events are stored."""
         with self._connected() as connection:
@@ -187,11 +161,9 @@ class PostgresEventLog:
                         connection.execute(statement)
                 connection.execute("INSERT INTO tfrecs_llm_schema (version) VALUES (%s)", (step + 1,))
 
-    def _select(self, query: str, parameters: tuple) -> list[Event]:
+    def _rows(self, query: str, parameters: tuple) -> list[tuple]:
         with self._connected() as connection:
-            rows = connection.execute(query, parameters).fetchall()
-        return [Event(user_id, item_id, kind, float(ts), int(event_id), client_id)
-                for event_id, user_id, item_id, kind, ts, client_id in rows]
+            return connection.execute(query, parameters).fetchall()
 
 
 def _without_password(url: str) -> str:

@@ -24,6 +24,7 @@ from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tfrecs_llm.export.layout import versions
 from tfrecs_llm.export.warmup import replay_warmup_requests
 from tfrecs_llm.export.batching_config import BatchingParameters
+from tfrecs_llm.serving.poller import Poller
 from tfrecs_llm.serving.errors import ServableNotFound, ServingError
 from tfrecs_llm.serving.loaded_version import LoadedVersion, check_complete
 
@@ -100,8 +101,7 @@ class ModelManager:
         self._statuses: dict[int, VersionStatus] = {}
         self._refused: dict[int, str] = {}  # version -> content fingerprint when refused
         self._poll_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self._poll_quietly, poll_seconds, "model-poller")
 
     def start(self) -> "ModelManager":
         """Loads what is there now (blocking), then keeps polling in a daemon thread."""
@@ -111,17 +111,12 @@ class ModelManager:
                 "holds the versions", self.model_base_path, self.model_base_path / self.model_name,
             )
         self.poll_once()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll_forever, name="model-poller", daemon=True)
-        self._thread.start()
+        self._poller.start()
         return self
 
     def stop(self) -> None:
         """Stops polling (loaded versions keep answering until dropped)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._poller.stop()
 
     @property
     def latest_version(self) -> int | None:
@@ -181,12 +176,11 @@ class ModelManager:
             self._delete_old_versions(on_disk)
             return self.latest_version
 
-    def _poll_forever(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.poll_once()
-            except Exception:  # a poll must never kill the poller; the next one retries
-                logger.exception("polling %s failed", self.model_base_path)
+    def _poll_quietly(self) -> None:
+        try:
+            self.poll_once()
+        except Exception:  # a poll must never kill the poller; the next one retries
+            logger.exception("polling %s failed", self.model_base_path)
 
     def _try_load(self, version: int) -> LoadedVersion | None:
         path = self.model_base_path / str(version)

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrecs_llm.serving.client import Client, ServingRequestError
+from tfrecs_llm.serving.poller import Poller
 from tfrecs_llm.serving.errors import InvalidRequest, ServableNotFound, ServingError
 from tfrecs_llm.serving.loaded_version import catalog_builder, read_model_card
 from tfrecs_llm.serving.model_manager import VersionStatus
@@ -118,8 +119,7 @@ class RemoteModelManager:
         self._lock = threading.Lock()
         self._versions: dict[int, RemoteVersion] = {}
         self._latest: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self._poll_quietly, poll_seconds, "remote-model-poller")
 
     def start(self) -> "RemoteModelManager":
         """Asks the model server once (a server still starting is fine), then polls in a thread."""
@@ -127,16 +127,11 @@ class RemoteModelManager:
             self.refresh()
         except ServingError as error:
             logger.warning("model server %s not ready yet (%s); answering 503 until it is", self.target, error)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll_forever, name="remote-model-poller", daemon=True)
-        self._thread.start()
+        self._poller.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._poller.stop()
         self._client.close()
 
     @property
@@ -207,7 +202,7 @@ class RemoteModelManager:
         except ServingRequestError as error:
             raise ServingError(str(error), str(error.status)) from error
         remote = RemoteVersion(
-            self._client, answered, signature_defs, self.catalog_base_path / str(answered), self._refresh_quietly
+            self._client, answered, signature_defs, self.catalog_base_path / str(answered), self._poll_quietly
         )
         if remote.builder is None:
             logger.warning(
@@ -217,17 +212,10 @@ class RemoteModelManager:
         with self._lock:
             return self._versions.setdefault(answered, remote)
 
-    def _refresh_quietly(self) -> None:
+    def _poll_quietly(self) -> None:
         try:
             self.refresh()
         except ServingError as error:
-            logger.debug("refreshing from the model server %s: %s", self.target, error)
-
-    def _poll_forever(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.refresh()
-            except ServingError as error:
-                logger.debug("polling the model server %s: %s", self.target, error)
-            except Exception:  # a poll must never kill the poller
-                logger.exception("polling the model server %s failed", self.target)
+            logger.debug("polling the model server %s: %s", self.target, error)
+        except Exception:  # a poll must never kill the poller
+            logger.exception("polling the model server %s failed", self.target)
