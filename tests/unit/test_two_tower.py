@@ -127,3 +127,31 @@ def test_items_without_training_events_embed_like_fresh_items(tables) -> None:
     as_fresh = {**features, "item_id": np.array(["never-seen-id"])}
     tower = recommender.model.item_tower
     np.testing.assert_allclose(tower(features).numpy(), tower(as_fresh).numpy(), atol=1e-6)
+
+
+def test_training_logs_only_losses_that_exist(trained) -> None:
+    """Without regularizers TFRS would log regularization_loss 0 and total_loss == loss every
+    epoch; with one, both are real and stay."""
+    import tensorflow as tf
+    import tf_keras
+
+    from tfrecs_llm.models.base import Model
+
+    assert set(trained.training_history) == {"loss"}
+
+    class Tiny(Model):
+        def __init__(self, penalty: float) -> None:
+            super().__init__()
+            regularizer = tf_keras.regularizers.L2(penalty) if penalty else None
+            self.dense = tf_keras.layers.Dense(1, kernel_regularizer=regularizer)
+
+        def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+            return tf.reduce_mean(tf.square(self.dense(inputs) - 1.0))
+
+    logs = {}
+    for penalty in (0.0, 0.1):
+        model = Tiny(penalty)
+        model.compile(optimizer=tf_keras.optimizers.legacy.SGD(0.1))
+        logs[penalty] = model.fit(tf.ones([8, 2]), epochs=1, verbose=0).history
+    assert set(logs[0.0]) == {"loss"}
+    assert set(logs[0.1]) == {"loss", "regularization_loss", "total_loss"} and logs[0.1]["regularization_loss"][0] > 0

@@ -11,9 +11,10 @@ import tf_keras
 from tfrecs_llm.config import RankingConfig
 from tfrecs_llm.losses import combined_loss, entropy_diversity_loss, relevance_loss
 from tfrecs_llm.metrics.keras_metrics import CategoryEntropyAtK, NDCGAtK
+from tfrecs_llm.models.base import Model
 
 
-class RankingModel(tfrs.Model):
+class RankingModel(Model):
     """Listwise ranker trained with ``L = L_rel + lambda_div * L_div``.
 
     ``features``: ``query_embedding [batch, d]``, ``candidate_rows [batch, list]``,

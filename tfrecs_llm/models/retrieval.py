@@ -10,6 +10,7 @@ import tensorflow_recommenders as tfrs
 from tfrecs_llm.config import TrainConfig
 from tfrecs_llm.models.global_batch import global_candidates
 from tfrecs_llm.towers import ItemTower, QueryTower
+from tfrecs_llm.models.base import Model
 
 
 def make_retrieval_task(
@@ -30,7 +31,7 @@ def make_retrieval_task(
     )
 
 
-class TwoTowerModel(tfrs.Model):
+class TwoTowerModel(Model):
     """User text x item (text + id) retrieval model.
 
     ``features``: ``user_text`` or ``user_text_embedding`` for the query tower; ``item_id`` and

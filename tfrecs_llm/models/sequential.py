@@ -14,13 +14,13 @@ from typing import Any, Mapping
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from tfrecs_llm.towers import ItemTower
 from tfrecs_llm.towers.sequence import SequenceQueryTower
+from tfrecs_llm.models.base import Model
 
 
-class SequentialTwoTowerModel(tfrs.Model):
+class SequentialTwoTowerModel(Model):
     """``features``: ``history_rows, target_rows, text_index: [batch, length]`` int32 (rows are
     catalog row + 1, 0 pads) and ``weights: [batch, length]`` (which positions train).
 

@@ -17,6 +17,7 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
+from tfrecs_llm.models.base import Model
 
 
 @dataclass
@@ -37,7 +38,7 @@ class IdOnlyConfig:
         return self
 
 
-class IdOnlyModel(tfrs.Model):
+class IdOnlyModel(Model):
     """``user_id: [batch]`` -> ``[batch, embedding_dim]`` and ``item_id: [batch]`` -> same."""
 
     def __init__(self, user_ids: np.ndarray, item_ids: np.ndarray, embedding_dim: int = 32) -> None:
