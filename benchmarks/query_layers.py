@@ -138,6 +138,28 @@ def latency(layers: list[int], items: int, calls: int) -> dict:
             "paths": paths}
 
 
+def targets(result: dict) -> dict:
+    """Issue targets per N: export p50 <= 6 ms, >= 2.7x the naive path, MovieLens Recall@10
+    within 3% of all layers; with the distance where one is missed."""
+    paths = result.get("latency", {}).get("paths", {})
+    rows = {int(n): row for n, row in result.get("quality", {}).get("movielens100k", {}).get("by_layers", {}).items()}
+    out = {}
+    for n in sorted(rows) or sorted({int(name.split("_")[1]) for name in paths if name.startswith("ours_")}):
+        fastest = min((v for name, v in paths.items() if name.startswith(f"ours_{n}_layers")), key=lambda v: v["p50_ms"],
+                      default=None)
+        entry: dict = {}
+        if fastest is not None:
+            entry["p50_ms"] = fastest["p50_ms"]
+            entry["p50_at_most_6_ms"] = fastest["p50_ms"] <= 6.0
+            entry["speedup_vs_naive"] = fastest["paired_median_speedup_vs_naive"]
+            entry["speedup_at_least_2.7x"] = fastest["paired_median_speedup_vs_naive"] >= 2.7
+        if n in rows:
+            entry["movielens_recall@10_relative"] = rows[n]["recall@10_relative_to_full"]
+            entry["movielens_within_3_percent"] = rows[n]["recall@10_relative_to_full"] >= 0.97
+        out[str(n)] = entry
+    return out
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -183,6 +205,7 @@ def main() -> None:
         result["latency"] = latency(args.layers, args.items, args.calls)
         result["latency_load_average_1min"] = {"start": load, "end": round(os.getloadavg()[0], 2)}
     result["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["targets"] = targets(result)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.output.with_suffix(".png"))
     print(json.dumps(result, indent=1))
