@@ -33,6 +33,9 @@ VARIANTS = {
     "history_dropout 0.5": {"model.history_dropout": 0.5},
     "item_id_embedding_dim 64": {"model.item_id_embedding_dim": 64},
     "history_blocks 3": {"model.history_blocks": 3},
+    "item_id_dropout 0": {"model.item_id_dropout": 0.0},
+    "history_heads 2": {"model.history_heads": 2},
+    "history_length 100": {"model.history_length": 100},
 }
 
 
@@ -46,9 +49,10 @@ def main() -> None:
     items, events = load_movielens_100k(fetch_movielens_100k())
     train, _ = leave_last_out(events)
     fit, validation = leave_last_out(train)
+    earlier = json.loads(args.output.read_text()).get("variants", {}) if args.output.is_file() else {}
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "load_average_1min_at_start": round(os.getloadavg()[0], 2), "base": {**MODEL_OVERRIDES, **CHOSEN},
-              "validation_events": len(validation), "variants": {}}
+              "validation_events": len(validation), "variants": earlier}  # a partial run adds to the last
     for name in args.variants:
         config = Config().with_overrides({**MODEL_OVERRIDES, **CHOSEN, **VARIANTS[name]})
         started = time.perf_counter()
