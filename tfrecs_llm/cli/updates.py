@@ -131,17 +131,13 @@ def run_update(args: argparse.Namespace) -> int:
     if args.since_event_id is not None and args.since_event_id < 0:
         raise ValueError(f"--since-event-id must be >= 0, got {args.since_event_id}")
     from tfrecs_llm.data.events import events_to_interactions
-    from tfrecs_llm.serving.event_log_postgres import is_postgres_url
     from tfrecs_llm.serving.event_logs import open_event_log
 
-    events_db = args.events_db if is_postgres_url(args.events_db) else Path(args.events_db)
-    if isinstance(events_db, Path) and not events_db.is_file():
-        raise FileNotFoundError(
-            f"--events-db {events_db} does not exist; expected the SQLite feedback log of `tfrecs-llm serve` "
-            "(by default MODEL_BASE_PATH/events.sqlite) or a postgresql:// URL"
-        )
     try:
-        log = open_event_log(events_db, must_exist=True)
+        log = open_event_log(args.events_db, must_exist=True)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--events-db {error} (by default MODEL_BASE_PATH/events.sqlite), or a "
+                                "postgresql:// URL") from error
     except (ValueError, ConnectionError) as error:
         raise type(error)(f"--events-db: {error}") from error
     try:

@@ -108,9 +108,9 @@ def serve(
             model_base_path, model_name, poll_seconds, keep_versions, keep_previous_loaded, query_cache_size, batching
         )
     event_log = open_event_log(event_log_path or Path(model_base_path) / "events.sqlite")
-    manager.start()
     grpc_server = None
     try:
+        manager.start()
         if grpc_port is not None:
             grpc_server, bound = start_grpc_server(manager, grpc_port, host, limits=limits)
             logger.info("gRPC PredictionService on %s:%d", host, bound)

@@ -158,7 +158,7 @@ class Client:
             request.model_spec.version.value = int(version)
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-        response = self._call(self._grpc_stub().Predict, request)
+        response = self._call(self._grpc()[0].Predict, request)
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
         return outputs, int(response.model_spec.version.value)
 
@@ -170,8 +170,7 @@ class Client:
         request.model_spec.name = self.model_name
         if version is not None:
             request.model_spec.version.value = int(version)
-        self._grpc_stub()
-        response = self._call(self._model_stub.GetModelStatus, request)
+        response = self._call(self._grpc()[1].GetModelStatus, request)
         state = get_model_status_pb2.ModelVersionStatus.State.Name
         return [(int(s.version), state(s.state)) for s in response.model_version_status]
 
@@ -184,15 +183,16 @@ class Client:
         request.metadata_field.append("signature_def")
         if version is not None:
             request.model_spec.version.value = int(version)
-        response = self._call(self._grpc_stub().GetModelMetadata, request)
+        response = self._call(self._grpc()[0].GetModelMetadata, request)
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_defs)
         return signature_defs, int(response.model_spec.version.value)
 
-    def _grpc_stub(self) -> Any:
+    def _grpc(self) -> tuple[Any, Any]:
+        """The PredictionService and ModelService stubs (a REST client has none)."""
         if self._channel is None:
             raise ValueError("this call needs gRPC: create the Client with grpc_target=HOST:PORT")
-        return self._stub
+        return self._stub, self._model_stub
 
     def _call(self, method: Callable[..., _T], request: Any) -> _T:
         """One gRPC call with ``retries`` on UNAVAILABLE; errors as described in `predict`."""

@@ -11,9 +11,10 @@ needs only the catalog and the event log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +44,18 @@ def grpc_target(model_server: str) -> str:
     return f"{host}:{parts.port}"
 
 
+@contextlib.contextmanager
+def _as_serving_error() -> Iterator[None]:
+    """The client's errors as the REST app answers them: unreachable or too slow -> UNAVAILABLE
+    (503), a refusal -> the model server's own status."""
+    try:
+        yield
+    except (ConnectionError, TimeoutError) as error:
+        raise ServingError(str(error), "UNAVAILABLE") from error
+    except ServingRequestError as error:
+        raise ServingError(str(error), str(error.status)) from error
+
+
 class RemoteVersion:
     """One version served by the remote model server, as the REST app uses a `LoadedVersion`."""
 
@@ -57,17 +70,20 @@ class RemoteVersion:
         self.builder = catalog_builder(catalog_path, self.model_card)
         self._client = client
         self._on_retired = on_retired
+        self._specs = {  # read once: every request asks for them
+            signature: {
+                name: tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.dtypes.as_dtype(info.dtype), name)
+                for name, info in definition.inputs.items()
+            }
+            for signature, definition in signature_defs.signature_def.items()
+        }
 
     def input_specs(self, signature_name: str) -> dict[str, tf.TensorSpec]:
         """Input name -> TensorSpec of a signature, from the model server's signature defs."""
-        signatures = self.signature_defs.signature_def
-        if signature_name not in signatures:
-            known = sorted(signatures)
+        if signature_name not in self._specs:
+            known = sorted(self._specs)
             raise InvalidRequest(f'Serving signature name: "{signature_name}" not found in signature def; known: {known}')
-        return {
-            name: tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.dtypes.as_dtype(info.dtype), name)
-            for name, info in signatures[signature_name].inputs.items()
-        }
+        return dict(self._specs[signature_name])
 
     def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Predict on the model server, this version.
@@ -77,15 +93,14 @@ class RemoteVersion:
                 the model server's own status (e.g. INVALID_ARGUMENT, NOT_FOUND).
         """
         try:
-            outputs, _ = self._client.predict_arrays(signature_name, inputs, self.version)
-        except (ConnectionError, TimeoutError) as error:
-            raise ServingError(str(error), "UNAVAILABLE") from error
-        except ServingRequestError as error:
-            if error.status == "NOT_FOUND":  # replaced by a newer version since the last poll
-                self._on_retired()
-                message = f"version {self.version} of {self.model_name} was just replaced on the model server; retry"
-                raise ServingError(message, "UNAVAILABLE") from error
-            raise ServingError(str(error), str(error.status)) from error
+            with _as_serving_error():
+                outputs, _ = self._client.predict_arrays(signature_name, inputs, self.version)
+        except ServingError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            self._on_retired()  # replaced by a newer version since the last poll
+            message = f"version {self.version} of {self.model_name} was just replaced on the model server; retry"
+            raise ServingError(message, "UNAVAILABLE") from error
         return outputs
 
     def close(self) -> None:
@@ -182,12 +197,8 @@ class RemoteModelManager:
         """GetModelStatus, asked of the model server."""
         if model_name != self.model_name:
             raise ServableNotFound(f"Could not find any versions of model {model_name}")
-        try:
+        with _as_serving_error():
             statuses = self._client.model_status(version)
-        except (ConnectionError, TimeoutError) as error:
-            raise ServingError(str(error), "UNAVAILABLE") from error
-        except ServingRequestError as error:
-            raise ServingError(str(error), str(error.status)) from error
         return [VersionStatus(v, state) for v, state in sorted(statuses)]
 
     def _version(self, version: int) -> RemoteVersion:
@@ -195,12 +206,8 @@ class RemoteModelManager:
             known = self._versions.get(version)
         if known is not None:
             return known
-        try:
+        with _as_serving_error():
             signature_defs, answered = self._client.signature_defs(version)
-        except (ConnectionError, TimeoutError) as error:
-            raise ServingError(str(error), "UNAVAILABLE") from error
-        except ServingRequestError as error:
-            raise ServingError(str(error), str(error.status)) from error
         remote = RemoteVersion(
             self._client, answered, signature_defs, self.catalog_base_path / str(answered), self._poll_quietly
         )
