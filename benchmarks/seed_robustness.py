@@ -34,7 +34,8 @@ import pandas as pd
 
 import tfrecs_llm  # noqa: F401  (Keras 2 for tf.keras before TensorFlow loads)
 from benchmarks.datasets.movielens100k import fetch_movielens_100k
-from benchmarks.quality_movielens100k import MODEL_OVERRIDES
+from benchmarks.quality_movielens100k import HEADLINE, MODEL_OVERRIDES, paired_differences
+from tfrecs_llm import EvaluationConfig
 from tfrecs_llm.config import Config
 from tfrecs_llm.data.loaders import load_movielens_100k
 from tfrecs_llm.data.splits import leave_last_out
@@ -43,11 +44,10 @@ from tfrecs_llm.evaluation.baselines.ease import ease_scorer
 from tfrecs_llm.evaluation.baselines.sasrec import SasRecConfig, sasrec_scorer
 from tfrecs_llm.evaluation.compare import recommender_scorer
 from tfrecs_llm.evaluation.protocol import HeldOutSet, ScoreFn, per_query_metrics, rank_held_out
-from tfrecs_llm.metrics.bootstrap import bootstrap_intervals
 
 RESULTS = Path(__file__).parent / "results"
 CHOSEN = {"train.learning_rate": 3e-3, "train.epochs": 60}
-METRICS = ("recall@10", "ndcg@10", "recall@100", "mrr")
+METRICS = HEADLINE
 FUSION_WEIGHTS = (0.25, 0.5, 1.0)
 RRF_K = 60
 
@@ -119,22 +119,22 @@ def describe(runs: list[dict[str, np.ndarray]]) -> dict:
 
 
 def paired(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> dict:
-    delta = {m: ours[m] - theirs[m] for m in METRICS}
-    intervals = bootstrap_intervals(delta, 1000, 0.95, 0)
-    return {m: {"mean": round(float(delta[m].mean()), 4), "interval": [round(float(x), 4) for x in intervals[m]]}
-            for m in METRICS}
+    """Mean and bootstrap interval of (ours - theirs) per metric, as the benchmark reports them."""
+    return paired_differences({"ours": ours, "theirs": theirs}, "ours", EvaluationConfig())["theirs"]
 
 
 def summarise(values: dict) -> dict:
     model, sasrec = seed_mean(values["model"]), seed_mean(values["sasrec"])
-    fusions = {str(w): seed_mean(runs) for w, runs in values["fusion"].items()}
+    fusion = {}
+    for weight, runs in values["fusion"].items():
+        fused = seed_mean(runs)
+        fusion[str(weight)] = {**describe(runs), "vs_sasrec": paired(fused, sasrec), "vs_model": paired(fused, model)}
     return {
         "model": describe(values["model"]), "sasrec": describe(values["sasrec"]),
         "ease": describe([values["ease"]]), "ease_lambda": values["ease_lambda"],
         "sasrec_epochs": values["sasrec_epochs"], "training_seconds": values["seconds"],
         "model_vs_sasrec": paired(model, sasrec), "model_vs_ease": paired(model, values["ease"]),
-        "fusion": {w: {**describe(values["fusion"][float(w)]), "vs_sasrec": paired(f, sasrec),
-                       "vs_model": paired(f, model)} for w, f in fusions.items()},
+        "fusion": fusion,
     }
 
 
